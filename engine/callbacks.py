@@ -1,0 +1,92 @@
+"""Callbacks for fit, as Keras: History, ModelCheckpoint and the base class."""
+
+import math
+import os
+
+import numpy as np
+
+
+class Callback:
+    """Hooks called by Sequential.fit; ``self.model`` is set before training starts."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, step, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class History(Callback):
+    """Records each epoch's logs: ``history.history['loss']`` is a list, one value per epoch."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or only its weights) after every epoch, or only when ``monitor`` improves.
+
+    ``filepath`` may hold ``{epoch}`` and log names, e.g. 'ckpt-{epoch:02d}-{val_loss:.3f}.npz'.
+    Every save is atomic: an interrupted save leaves the previous file intact.
+    """
+
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        verbose=0,
+    ):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"Unknown mode {mode!r}; expected 'auto', 'min' or 'max'.")
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.better = np.greater if mode == "max" else np.less
+        self.best = -math.inf if mode == "max" else math.inf
+        self.verbose = verbose
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            current = logs.get(self.monitor)
+            if current is None:
+                raise ValueError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, which fit does not log; "
+                    f"available: {', '.join(logs)}."
+                )
+            if not self.better(current, self.best):
+                return
+            self.best = current
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")

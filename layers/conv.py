@@ -1,0 +1,145 @@
+"""Conv2D: im2col + one matrix product forward, col2im backward (channels-last)."""
+
+from engine import im2col, utils
+from layers import activations
+from layers.base import Layer, initializer_config
+
+PADDINGS = ("valid", "same")
+
+
+def standardize_padding(padding):
+    """'valid', 'same', an int or an (ph, pw) pair -> 'valid', 'same' or an (ph, pw) pair."""
+    if isinstance(padding, str):
+        if padding.lower() in PADDINGS:
+            return padding.lower()
+        raise ValueError(
+            f"Unknown padding {padding!r}; expected 'valid', 'same', an int or a pair of ints."
+        )
+    if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
+        return (padding, padding)
+    if (
+        isinstance(padding, (tuple, list))
+        and len(padding) == 2
+        and all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)
+    ):
+        return tuple(padding)
+    raise ValueError(
+        f"Unknown padding {padding!r}; expected 'valid', 'same', "
+        "a non-negative int or a pair of them."
+    )
+
+
+def spatial_plan(input_shape, kernel, strides, padding, what):
+    """Output (OH, OW) and pads (top, bottom, left, right) for an (H, W, C) input."""
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{what} expects inputs of shape (height, width, channels) per sample, "
+            f"got {input_shape}."
+        )
+    sizes, pads = [], []
+    for axis in range(2):
+        pad = padding if isinstance(padding, str) else padding[axis]
+        out, (before, after) = im2col.conv_output_size(
+            input_shape[axis], kernel[axis], strides[axis], pad
+        )
+        if input_shape[axis] + before + after < kernel[axis]:
+            raise ValueError(
+                f"{what}: kernel {kernel} is larger than its padded input "
+                f"{input_shape[:2]} with padding {padding!r}."
+            )
+        sizes.append(out)
+        pads.extend((before, after))
+    return tuple(sizes), tuple(pads)
+
+
+class Conv2D(Layer):
+    """2-D convolution of (N, H, W, C) inputs with a (KH, KW, C, filters) kernel."""
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        input_shape=None,
+        name=None,
+    ):
+        super().__init__(name=name, input_shape=input_shape)
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
+            raise ValueError(f"Conv2D filters must be a positive int, got {filters!r}.")
+        self.filters = filters
+        self.kernel_size = utils.as_pair(kernel_size, "Conv2D kernel_size")
+        self.strides = utils.as_pair(strides, "Conv2D strides")
+        self.padding = standardize_padding(padding)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._cache = None
+
+    def output_shape(self, input_shape):
+        input_shape = utils.standardize_shape(input_shape)
+        (oh, ow), _ = spatial_plan(
+            input_shape,
+            self.kernel_size,
+            self.strides,
+            self.padding,
+            f"Conv2D {self.name!r}",
+        )
+        return (oh, ow, self.filters)
+
+    def build(self, input_shape):
+        input_shape = super().build(input_shape)
+        self._out_hw, self._pads = spatial_plan(
+            input_shape,
+            self.kernel_size,
+            self.strides,
+            self.padding,
+            f"Conv2D {self.name!r}",
+        )
+        kh, kw = self.kernel_size
+        self.add_weight("kernel", (kh, kw, input_shape[2], self.filters), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+
+    def forward(self, x, training=False):
+        n = x.shape[0]
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        cols = im2col.im2col(x, kh, kw, sh, sw, self._pads)
+        kernel = self.params["kernel"].reshape(-1, self.filters)
+        out = cols @ kernel
+        if self.use_bias:
+            out += self.params["bias"]  # in place on the product's fresh output
+        y = self.activation.forward(out, inplace=True).reshape(n, *self._out_hw, self.filters)
+        self._cache = (cols, x.shape, y) if training else None
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
+        cols, x_shape, y = self._cache
+        dy = self.activation.backward(dy, y).reshape(-1, self.filters)
+        self.grads["kernel"] = (cols.T @ dy).reshape(self.params["kernel"].shape)
+        if self.use_bias:
+            self.grads["bias"] = dy.sum(axis=0)
+        dcols = dy @ self.params["kernel"].reshape(-1, self.filters).T
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        self._cache = None
+        return im2col.col2im(dcols, x_shape, kh, kw, sh, sw, self._pads)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializer_config(self.kernel_initializer),
+            "bias_initializer": initializer_config(self.bias_initializer),
+        }

@@ -1,0 +1,82 @@
+"""The optimizer base: slot variables per parameter, a step counter, in-place updates.
+
+Subclasses implement ``build_slots(param)`` and ``update(param, grad, slots, lr)``
+with Keras 3's update formulas (keras/src/optimizers/), written in place so the
+parameters the layers hold stay the same arrays.
+"""
+
+import numpy as np
+
+from engine import backend
+
+
+class Optimizer:
+    slot_names = ()
+
+    def __init__(self, learning_rate):
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+            raise ValueError(f"learning_rate must be a number, got {learning_rate!r}.")
+        if not np.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(
+                f"learning_rate must be a positive finite number, got {learning_rate!r}."
+            )
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0  # completed steps, as Keras's optimizer.iterations
+        self.slots = None  # one dict name -> array per parameter, built on the first step
+
+    def build(self, params):
+        """Create the slot arrays (momentums, ...) for a list of parameters."""
+        self.slots = [
+            {name: self.initial_slot(name, p) for name in self.slot_names} for p in params
+        ]
+
+    def initial_slot(self, name, param):
+        xp = backend.get_array_module(param)
+        return xp.zeros_like(param)
+
+    def apply(self, params, grads):
+        """One step: update every parameter in place from its gradient."""
+        if self.slots is None:
+            self.build(params)
+        if len(self.slots) != len(params):
+            raise ValueError(
+                f"{type(self).__name__} was built for {len(self.slots)} parameters, "
+                f"got {len(params)}."
+            )
+        for param, grad, slots in zip(params, grads, self.slots):
+            self.update(param, grad, slots, self.learning_rate)
+        self.iterations += 1
+
+    def update(self, param, grad, slots, lr):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate}
+
+    def get_state(self):
+        """Step count and slot arrays as host arrays, for checkpoints."""
+        state = {"iterations": np.asarray(self.iterations, dtype=np.int64)}
+        for i, slots in enumerate(self.slots or []):
+            for name, value in slots.items():
+                state[f"{i}/{name}"] = backend.to_numpy(value)
+        return state
+
+    def set_state(self, state, params):
+        """Restore get_state()'s output for these parameters (shapes are checked first)."""
+        self.build(params)
+        for i, slots in enumerate(self.slots):
+            for name, value in slots.items():
+                key = f"{i}/{name}"
+                if key not in state or tuple(state[key].shape) != tuple(value.shape):
+                    got = tuple(state[key].shape) if key in state else "nothing"
+                    raise ValueError(
+                        f"Optimizer state {key!r} should have shape {tuple(value.shape)}, got {got}."
+                    )
+        for i, slots in enumerate(self.slots):
+            for name in slots:
+                slots[name][...] = backend.to_device(state[f"{i}/{name}"], dtype=slots[name].dtype)
+        self.iterations = int(state["iterations"])
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
