@@ -6,13 +6,17 @@ model = engine.load_model("model.npz")
 """
 
 from engine import backend, callbacks, initializers, losses, metrics, utils
-from engine.model import NonFiniteLossError, Sequential
-from engine.saving import WeightFileError, load_model
+from engine.backend import BackendUnavailableError
+from engine.model import NonFiniteLossError, NotCompiledError, Sequential
+from engine.saving import WeightFileError, WeightFileNotFoundError, load_model
 
 __all__ = [
+    "BackendUnavailableError",
     "NonFiniteLossError",
+    "NotCompiledError",
     "Sequential",
     "WeightFileError",
+    "WeightFileNotFoundError",
     "backend",
     "callbacks",
     "initializers",

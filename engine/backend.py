@@ -13,6 +13,11 @@ import numpy as np
 BACKENDS = ("numpy", "cupy", "auto")
 FLOATX = ("float32", "float64")
 
+
+class BackendUnavailableError(ValueError, RuntimeError):
+    """The requested backend cannot run here (e.g. 'cupy' without CuPy or a CUDA device)."""
+
+
 _cupy = None  # the cupy module once imported successfully, else None
 _cupy_error = None  # why importing CuPy or finding a device failed
 _name = "numpy"
@@ -41,15 +46,20 @@ def gpu_available():
 
 
 def set_backend(name):
-    """Select 'numpy', 'cupy' or 'auto' (the GPU when CuPy and a device exist)."""
+    """Select 'numpy', 'cupy' or 'auto' (the GPU when CuPy and a device exist).
+
+    Raises ValueError for an unknown name and BackendUnavailableError (a ValueError
+    and a RuntimeError) for 'cupy' where CuPy or a CUDA device is missing; the
+    active backend is unchanged then.
+    """
     global _name
-    if not isinstance(name, str) or name.lower() not in BACKENDS:
+    if not isinstance(name, str) or name.strip().lower() not in BACKENDS:
         raise ValueError(f"Unknown backend {name!r}; expected one of {', '.join(BACKENDS)}.")
-    name = name.lower()
+    name = name.strip().lower()
     if name == "auto":
         name = "cupy" if gpu_available() else "numpy"
     elif name == "cupy" and not gpu_available():
-        raise RuntimeError(
+        raise BackendUnavailableError(
             "Backend 'cupy' was requested but CuPy is not usable "
             f"({_cupy_error}). Install the GPU extra (pip install 'xpcnn[gpu]') "
             "on a machine with an NVIDIA GPU, or use set_backend('numpy')."

@@ -7,12 +7,20 @@ import numpy as np
 
 
 class Callback:
-    """Hooks called by Sequential.fit; ``self.model`` is set before training starts."""
+    """Hooks called by Sequential.fit; ``self.model`` is set before training starts.
+
+    ``self.params`` (set by fit, as Keras) holds 'epochs', 'steps', 'verbose' and
+    'metrics': the names of the values fit will log each epoch.
+    """
 
     model = None
+    params = None
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        self.params = params
 
     def on_train_begin(self, logs=None):
         pass
@@ -61,6 +69,10 @@ class ModelCheckpoint(Callback):
     ):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"Unknown mode {mode!r}; expected 'auto', 'min' or 'max'.")
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"ModelCheckpoint filepath must be a path, got {filepath!r}.")
+        if not isinstance(monitor, str):
+            raise TypeError(f"ModelCheckpoint monitor must be a log name, got {monitor!r}.")
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.save_best_only = save_best_only
@@ -70,6 +82,32 @@ class ModelCheckpoint(Callback):
         self.better = np.greater if mode == "max" else np.less
         self.best = -math.inf if mode == "max" else math.inf
         self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        # Catch a typo in monitor or filepath before the first epoch, not after it.
+        names = (self.params or {}).get("metrics")
+        if names is None:
+            return
+        if self.save_best_only and self.monitor not in names:
+            raise ValueError(
+                f"ModelCheckpoint monitors {self.monitor!r}, which fit does not log; "
+                f"available: {', '.join(names)}."
+            )
+        self._path(0, dict.fromkeys(names, 0.0))
+
+    def _path(self, epoch, logs):
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as exc:
+            problem = f"it uses {{{exc.args[0]}}}, which fit does not log"
+        except IndexError:
+            problem = "it has a positional field such as {} or {0}"
+        except (ValueError, AttributeError, TypeError) as exc:
+            problem = f"its format is invalid: {exc}"
+        raise ValueError(
+            f"ModelCheckpoint filepath {self.filepath!r} cannot be filled in: {problem}; "
+            f"it may use {{epoch}} and the logged values: {', '.join(logs)}."
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -83,7 +121,7 @@ class ModelCheckpoint(Callback):
             if not self.better(current, self.best):
                 return
             self.best = current
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self._path(epoch, logs)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

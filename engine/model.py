@@ -63,19 +63,34 @@ class Sequential:
         return shape
 
     def build(self, input_shape):
-        """Build every layer for per-sample inputs of ``input_shape`` (a leading None is dropped)."""
+        """Build every layer for per-sample inputs of ``input_shape`` (a leading None is dropped).
+
+        The whole stack is checked first: a shape that does not fit builds nothing.
+        """
         if not self.layers:
             raise ValueError("Sequential.build: the model has no layers; add some first.")
         shape = utils.standardize_shape(input_shape)
+        # Check the whole stack first, so a bad shape leaves no layer half-built.
+        self._output_shape_for(shape)
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
-            elif layer.input_shape != shape:
+            shape = layer.output_shape(shape)
+
+    def _output_shape_for(self, input_shape):
+        """The model's per-sample output shape for ``input_shape``; builds nothing.
+
+        Raises ValueError naming the first layer that cannot take its input.
+        """
+        shape = utils.standardize_shape(input_shape)
+        for layer in self.layers:
+            if layer.built and layer.input_shape != shape:
                 raise ValueError(
                     f"Layer {layer.name!r} was built for inputs {layer.input_shape}, "
                     f"but receives {shape}."
                 )
             shape = layer.output_shape(shape)
+        return shape
 
     @property
     def params(self):
@@ -131,11 +146,13 @@ class Sequential:
 
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
-        self.optimizer = optim.get(optimizer)
-        self.loss = losses.get(loss)
+        # Everything is resolved first: a typo leaves the model as it was.
+        optimizer = optim.get(optimizer)
+        loss = losses.get(loss)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of names, got {metrics!r}.")
-        self.metrics = [metrics_module.get(m, self.loss) for m in metrics or []]
+        metrics = [metrics_module.get(m, loss) for m in metrics or []]
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
 
     def forward(self, x, training=False):
         """The model's output for one device batch."""
@@ -143,24 +160,43 @@ class Sequential:
             x = layer(x, training=training)
         return x
 
-    def backward(self, dy):
-        """Backpropagate dy through every layer, filling each layer's grads."""
-        for layer in reversed(self.layers):
+    def backward(self, dy, input_gradient=True):
+        """Backpropagate dy through every layer, filling each layer's grads; return the
+        gradient for the model's input. With input_gradient=False (training, which never
+        uses it) a first layer that can skip computing it does, and None is returned."""
+        first, *rest = self.layers
+        for layer in reversed(rest):
             dy = layer.backward(dy)
-        return dy
+        if not input_gradient and getattr(first, "can_skip_input_gradient", False):
+            return first.backward(dy, input_gradient=False)
+        return first.backward(dy)
 
     def train_on_batch(self, x, y):
-        """One optimisation step on one batch; returns the batch loss as a float."""
+        """One optimisation step on one batch; returns the batch loss as a float.
+
+        A non-finite loss or weight raises NonFiniteLossError and puts the weights and
+        the optimizer state back to what they were before this batch.
+        """
         self._require_compiled("train_on_batch")
         x = self._check_x(x, "train_on_batch")
-        self._check_y(y, len(x), "train_on_batch")
+        self._check_y(y, len(x), "train_on_batch", x.shape[1:])
+        self._build_for(x)
+        snapshot = self._snapshot()
         loss, _ = self._train_step(self._batch(x, slice(None)), backend.to_device(np.asarray(y)))
-        return float(backend.to_numpy(loss))
+        loss = float(backend.to_numpy(loss))
+        if not (np.isfinite(loss) and self._params_finite()):
+            self._restore(snapshot)
+            raise NonFiniteLossError(
+                f"train_on_batch: the loss became {loss} (or a weight non-finite) at optimizer "
+                f"step {self.optimizer.iterations + 1}; the model keeps its weights from before "
+                "this batch. Try a smaller learning rate, or look for NaN/inf in the data."
+            )
+        return loss
 
     def _train_step(self, x, y):
         y_pred = self.forward(x, training=True)
         loss, dy = self.loss.value_and_gradient(y, y_pred)
-        self.backward(dy)
+        self.backward(dy, input_gradient=False)
         grads = [g for layer in self.layers for g in layer.grads.values()]
         self.optimizer.apply(self.params, grads)
         return loss, y_pred
@@ -180,29 +216,85 @@ class Sequential:
     ):
         """Train for ``epochs`` epochs; returns a History whose .history holds per-epoch means.
 
+        Every argument and both data sets (``validation_data`` too) are checked before
+        the first step; a mistake raises ValueError/TypeError and changes nothing.
+
         Shuffling depends only on (seed, epoch), so a run resumed with
-        initial_epoch=k gives the same batches as an uninterrupted one.
+        initial_epoch=k (from a model saved after epoch k) gives the same batches, and
+        on the CPU bit-for-bit the same weights, as an uninterrupted one.
+
+        Safety:
+            A NaN or infinite loss (or weight) raises NonFiniteLossError (a
+            FloatingPointError) naming the epoch and step; the weights and the
+            optimizer state are put back to their values after the last finite step
+            checked. On the CPU every step is checked; on the GPU every 50th step and
+            the last one (to avoid a device sync per step), so the model goes back at
+            most 50 steps. Ctrl-C (SIGINT, main thread only) stops training cleanly
+            at the end of the current step: fit returns the History (the interrupted
+            epoch logged with its partial means, no on_epoch_end callbacks for it) and
+            the model is usable; a second Ctrl-C aborts at once.
+
+        Determinism:
+            CPU (NumPy): with the same ``seed`` (and utils.set_random_seed for the
+            initial weights) two runs give bit-for-bit identical weights and history,
+            and a resumed run equals an uninterrupted one bit for bit.
+            GPU (CuPy): shuffling is drawn on the host from (seed, epoch); the
+            im2col/col2im and max-pool kernels are gather-style (one thread per
+            output, no atomics) and CuPy's reductions run in a fixed order for a
+            given shape, so all of these are deterministic. Matrix products go to
+            cuBLAS, which NVIDIA documents as bitwise reproducible run to run only on
+            GPUs of the same architecture and SM count with the same CUDA toolkit and
+            a single stream; on another GPU model or CUDA/CuPy version it may pick
+            other algorithms (another summation order), so weights and losses can
+            differ in the last bits and the differences can grow over epochs. GPU
+            runs are therefore repeatable on one machine and setup, not across them;
+            only the CPU guarantee is tested.
         """
         self._require_compiled("fit")
         batch_size = _positive_int(batch_size, "batch_size")
         epochs = _positive_int(epochs, "epochs")
-        if not isinstance(initial_epoch, int) or not 0 <= initial_epoch < epochs:
+        if (
+            isinstance(initial_epoch, bool)
+            or not isinstance(initial_epoch, (int, np.integer))
+            or not 0 <= initial_epoch < epochs
+        ):
             raise ValueError(
                 f"initial_epoch must be an int in [0, epochs={epochs}), got {initial_epoch!r}."
             )
+        initial_epoch = int(initial_epoch)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
         x = self._check_x(x, "fit")
-        self._check_y(y, len(x), "fit")
+        self._check_y(y, len(x), "fit", x.shape[1:])
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val).")
-            x_val = self._check_x(validation_data[0], "validation_data x")
-            self._check_y(validation_data[1], len(x_val), "validation_data y")
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val), got "
+                    f"{type(validation_data).__name__}"
+                    + (
+                        f" of length {len(validation_data)}."
+                        if isinstance(validation_data, (tuple, list))
+                        else "."
+                    )
+                )
+            x_val = self._check_x(validation_data[0], "validation_data x", x.shape[1:])
+            self._check_y(validation_data[1], len(x_val), "validation_data y", x.shape[1:])
+        callbacks = _callback_list(callbacks)
+        self._build_for(x)
         if seed is None:
             seed = int(utils.global_rng().integers(2**31))
-        callbacks = _callback_list(callbacks)
+        seed = int(seed)
         history = History()
+        steps = -(-len(x) // batch_size)
+        names = ["loss", *(name for name, _ in self.metrics)]
+        if validation_data is not None:
+            names += [f"val_{name}" for name in names]
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "metrics": names}
         for callback in [*callbacks, history]:
             callback.set_model(self)
+            callback.set_params(params)
         self.history = history
         self.stop_training = False
 
@@ -216,6 +308,9 @@ class Sequential:
             callback.on_train_begin()
         with interrupt:
             for epoch in range(initial_epoch, epochs):
+                if interrupt.raised:  # Ctrl-C during validation or a callback: stop here
+                    print(f"Interrupted: training stopped after epoch {epoch}.")
+                    break
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
                 order = (
@@ -249,7 +344,8 @@ class Sequential:
                 history.on_epoch_end(epoch, logs)
                 if stopped_at is not None:
                     print(
-                        f"Interrupted: training stopped after step {stopped_at} of epoch {epoch + 1}; the model keeps its weights."
+                        f"Interrupted: training stopped after step {stopped_at} of epoch "
+                        f"{epoch + 1}; the model keeps its weights."
                     )
                     break
                 for callback in callbacks:
@@ -307,7 +403,8 @@ class Sequential:
                         raise NonFiniteLossError(
                             f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
                             f"{epoch + 1}, by step {step + 1}; training stopped and the model "
-                            "keeps its last finite weights. Try a smaller learning rate."
+                            "keeps its last finite weights. Try a smaller learning rate, "
+                            "or look for NaN/inf in the data."
                         )
                     snapshot = self._snapshot(snapshot)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
@@ -328,27 +425,44 @@ class Sequential:
             logs[name] = float(backend.to_numpy(count)) / seen
         return logs
 
+    def _state_arrays(self):
+        """The parameters and the optimizer's slot arrays: what a training step changes."""
+        slots = self.optimizer.slots if self.optimizer is not None else None
+        return self.params + [a for s in slots or [] for a in s.values()]
+
     def _snapshot(self, into=None):
-        if into is None:
-            return [p.copy() for p in self.params]
-        for saved, p in zip(into, self.params):
-            saved[...] = p
-        return into
+        """Copies of parameters, optimizer slots and step count (into ``into`` when given)."""
+        arrays = self._state_arrays()
+        iterations = self.optimizer.iterations if self.optimizer is not None else 0
+        if into is None or len(into[0]) != len(arrays):  # slots appear after the first step
+            return [a.copy() for a in arrays], iterations
+        for saved, a in zip(into[0], arrays):
+            saved[...] = a
+        return into[0], iterations
 
     def _restore(self, snapshot):
-        for saved, p in zip(snapshot, self.params):
-            p[...] = saved
+        """Put back what _snapshot saved; slots made after it are dropped."""
+        saved, iterations = snapshot
+        arrays = self._state_arrays()
+        if len(saved) != len(arrays):  # snapshot from before the optimizer built its slots
+            self.optimizer.slots = None
+            arrays = self._state_arrays()
+        for a, value in zip(arrays, saved):
+            a[...] = value
+        if self.optimizer is not None:
+            self.optimizer.iterations = iterations
 
     def _params_finite(self):
         xp = backend.xp()
         return bool(all(bool(xp.isfinite(p).all()) for p in self.params))
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """The mean loss (and metrics) over (x, y), streamed in batches: loss or [loss, *metrics]."""
+        """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]."""
         self._require_compiled("evaluate")
         batch_size = _positive_int(batch_size, "batch_size")
         x = self._check_x(x, "evaluate")
-        self._check_y(y, len(x), "evaluate")
+        self._check_y(y, len(x), "evaluate", x.shape[1:])
+        self._build_for(x)
         y = np.asarray(y)
         xp = backend.xp()
         loss_sum = xp.zeros((), dtype=np.float64)
@@ -374,6 +488,7 @@ class Sequential:
         """The model's outputs as a NumPy array, computed batch by batch."""
         batch_size = _positive_int(batch_size, "batch_size")
         x = self._check_x(x, "predict")
+        self._build_for(x)
         outputs = [
             backend.to_numpy(self.forward(self._batch(x, slice(start, start + batch_size))))
             for start in tqdm(
@@ -397,9 +512,18 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
-        """Replace every parameter (Keras's order and layout); nothing changes if any shape is wrong."""
+        """Replace every parameter (Keras's order and layout).
+
+        Every array is checked (count, shape, numeric dtype) before any is copied:
+        a refused call changes nothing.
+        """
         self._require_built("set_weights")
         params = self.params
+        if isinstance(weights, (str, bytes, dict, np.ndarray)) or not hasattr(weights, "__iter__"):
+            raise TypeError(
+                f"set_weights expects a list of {len(params)} arrays (as get_weights returns), "
+                f"got {type(weights).__name__}."
+            )
         weights = list(weights)
         if len(weights) != len(params):
             raise ValueError(
@@ -408,7 +532,12 @@ class Sequential:
         arrays = []
         names = [f"{layer.name}/{k}" for layer in self.layers for k in layer.params]
         for name, p, w in zip(names, params, weights):
-            w = np.asarray(w)
+            try:
+                w = backend.to_numpy(w)
+            except (ValueError, TypeError) as exc:
+                raise TypeError(
+                    f"set_weights: {name} is not an array of numbers ({exc})."
+                ) from None
             if w.shape != p.shape:
                 raise ValueError(
                     f"set_weights: {name} has shape {p.shape}, got an array of shape {w.shape}."
@@ -455,48 +584,87 @@ class Sequential:
 
     def _require_compiled(self, what):
         if self.loss is None or self.optimizer is None:
-            raise RuntimeError(
+            raise NotCompiledError(
                 f"{what}: the model must be compiled first: call model.compile(optimizer, loss)."
             )
 
-    def _check_x(self, x, what):
-        """A NumPy (or device) array of numbers whose per-sample shape matches the model."""
+    def _check_x(self, x, what, input_shape=None):
+        """A NumPy (or device) array of numbers whose per-sample shape fits the model.
+
+        ``input_shape`` is the expected per-sample shape (default: the model's own).
+        An unbuilt model is not built here (see _build_for): the layers only check
+        that they can take x's shape, so a refused call leaves the model as it was.
+        """
         if not self.layers:
             raise ValueError(f"{what}: the model has no layers.")
+        if x is None:
+            raise TypeError(f"{what}: inputs are None; expected an array of shape (N, ...).")
         if not backend.is_gpu_array(x):
             try:
                 x = np.asarray(x)
             except (ValueError, TypeError) as exc:
                 raise TypeError(f"{what}: inputs must be an array of numbers ({exc}).") from None
         if x.dtype.kind not in "biuf":
-            raise TypeError(f"{what}: inputs must be numbers, got dtype {x.dtype}.")
+            raise TypeError(
+                f"{what}: inputs must be numbers (int or float), got dtype {x.dtype}; "
+                "convert them, e.g. x.astype('float32')."
+            )
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(
                 f"{what}: inputs need a batch axis and at least one sample, got shape {x.shape}."
             )
-        if not self.built:
-            self.build(x.shape[1:])
-        if tuple(x.shape[1:]) != self.input_shape:
+        expected = input_shape if input_shape is not None else self.input_shape
+        if expected is None:  # unbuilt model: the layers say whether x's shape works
+            try:
+                self._output_shape_for(x.shape[1:])
+            except ValueError as exc:
+                raise ValueError(f"{what}: inputs of shape {x.shape} do not fit: {exc}") from None
+            return x
+        expected = tuple(expected)
+        if tuple(x.shape[1:]) != expected:
+            dims = ", ".join(map(str, expected))
             hint = ""
-            if x.shape[1:] + (1,) == self.input_shape:
-                hint = f" (add the channel axis: x.reshape(-1, {', '.join(map(str, self.input_shape))}))"
+            if x.shape[1:] + (1,) == expected:
+                hint = f" (add the channel axis: x.reshape(-1, {dims}))"
+            elif x.ndim == len(expected) + 1 and x.shape[1:-1] == expected[:-1]:
+                hint = f" ({x.shape[-1]} channels where the model takes {expected[-1]})"
             raise ValueError(
-                f"{what}: the model expects inputs of shape (N, {', '.join(map(str, self.input_shape))}), "
-                f"got {x.shape}{hint}."
+                f"{what}: the model expects inputs of shape (N, {dims}), got {x.shape}{hint}."
             )
         return x
 
-    def _check_y(self, y, n, what):
+    def _check_y(self, y, n, what, input_shape=None):
+        """Targets of n samples that the loss accepts for the model's outputs.
+
+        ``input_shape`` is the per-sample input shape the outputs come from (needed
+        when the model is not built yet).
+        """
+        if y is None:
+            raise TypeError(f"{what}: targets are None; expected an array of {n} targets.")
         if backend.is_gpu_array(y):
             y = backend.to_numpy(y)
-        y = np.asarray(y)
+        try:
+            y = np.asarray(y)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{what}: targets must be an array of numbers ({exc}).") from None
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{what}: targets must be numbers, got dtype {y.dtype}.")
         if y.ndim == 0 or len(y) != n:
-            raise ValueError(
-                f"{what}: x has {n} samples but y has {len(y) if y.ndim else 'no batch axis'} (shape {y.shape})."
-            )
-        self.loss.check_targets(y, self.output_shape)
+            got = len(y) if y.ndim else "no batch axis"
+            raise ValueError(f"{what}: x has {n} samples but y has {got} (shape {y.shape}).")
+        if input_shape is not None and not self.built:
+            output_shape = self._output_shape_for(input_shape)
+        else:
+            output_shape = self.output_shape
+        try:
+            self.loss.check_targets(y, output_shape)
+        except ValueError as exc:
+            raise type(exc)(f"{what}: {exc}") from None
+
+    def _build_for(self, x):
+        """Build an unbuilt model for x's per-sample shape (after every check passed)."""
+        if not self.built:
+            self.build(x.shape[1:])
 
     def _batch(self, data, idx):
         """Rows ``idx`` of ``data`` as a floatx device array."""
@@ -507,12 +675,17 @@ class Sequential:
         )
 
 
+class NotCompiledError(ValueError, RuntimeError):
+    """fit, evaluate or train_on_batch was called before compile."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; the model keeps its last finite weights."""
 
 
 class _InterruptFlag:
-    """Within ``with``, the first Ctrl-C sets ``raised`` (fit stops after the step); a second one aborts."""
+    """Within ``with``, the first Ctrl-C sets ``raised`` (fit stops after the step);
+    a second one aborts at once (KeyboardInterrupt)."""
 
     def __init__(self):
         self.raised = False

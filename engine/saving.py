@@ -6,6 +6,12 @@ A model file holds:
     optimizer/<key>   the optimizer's step count and slot arrays
 A weights file holds only weight/<i> and a small __config__ naming the layers,
 so loading into a different architecture is refused before anything changes.
+
+Reading never unpickles: a file holding a pickle or object arrays, random bytes,
+a truncated archive, another architecture, wrong shapes or dtypes is refused with
+a WeightFileError (a ValueError) naming the file and the problem, and the model
+it was loaded into is left as it was (everything is checked before anything is
+copied). A missing file raises WeightFileNotFoundError (also a FileNotFoundError).
 """
 
 import json
@@ -24,20 +30,67 @@ class WeightFileError(ValueError):
     """A weights or model file is unreadable or does not match the model."""
 
 
+class WeightFileNotFoundError(WeightFileError, FileNotFoundError):
+    """The weights or model file does not exist."""
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip member, or an empty zip archive
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _encode(config):
     return np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
 
 
 def _write(path, arrays):
+    """Write an .npz atomically: a crash or Ctrl-C leaves any previous file intact."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Cannot save {path!r}: the folder {folder!r} does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Cannot save to {path!r}: it is a folder; give a file name.")
     with atomic_write(path) as f:
         np.savez(f, **arrays)
 
 
+def _sniff(path):
+    """Refuse, by its first bytes, anything that is not a zip (.npz) archive."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return
+    if not head:
+        raise WeightFileError(f"{path!r} is empty (0 bytes); an interrupted copy?")
+    if head.startswith(_NPY_MAGIC):
+        raise WeightFileError(
+            f"{path!r} is a single .npy array, not an xpcnn .npz model or weights file."
+        )
+    if head[:1] == b"\x80":  # the PROTO opcode that starts pickles of protocol 2 and later
+        raise WeightFileError(
+            f"{path!r} holds a Python pickle; refused: weight files are data, never code."
+        )
+    raise WeightFileError(
+        f"{path!r} is not an .npz (zip) archive: it starts with bytes {head!r}; "
+        "expected a file written by model.save or model.save_weights."
+    )
+
+
+def _as_path(path):
+    """A str path (messages show it plainly), or a TypeError for anything else."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"Expected a file path, got {type(path).__name__}: {path!r}.")
+    return os.fspath(path)
+
+
 def _read(path):
     """All arrays of an .npz file, or a WeightFileError naming the file and the problem."""
-    path = os.fspath(path)
+    path = _as_path(path)
+    if os.path.isdir(path):
+        raise WeightFileError(f"{path!r} is a folder, not a weights or model file.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such weights or model file: {path!r}.")
+        raise WeightFileNotFoundError(f"No such weights or model file: {path!r}.")
+    _sniff(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -45,7 +98,8 @@ def _read(path):
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise WeightFileError(
-                f"{path!r} holds Python objects (pickle); refused: files are data, never code."
+                f"{path!r} holds Python objects (object arrays need pickle); refused: "
+                "weight files are data, never code."
             ) from None
         raise WeightFileError(f"{path!r} is not a valid xpcnn file: {exc}.") from None
     except (KeyError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
@@ -53,7 +107,8 @@ def _read(path):
             f"{path!r} is not a valid xpcnn file (truncated or corrupt?): {exc}."
         ) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise WeightFileError(f"{path!r} is not an xpcnn {FORMAT} file.")
+        found = config.get("format") if isinstance(config, dict) else None
+        raise WeightFileError(f"{path!r} is not an xpcnn {FORMAT} file (its format is {found!r}).")
     return config, arrays
 
 
@@ -62,12 +117,24 @@ def _weights_from(arrays, path):
     while f"weight/{i}" in arrays:
         weights.append(arrays[f"weight/{i}"])
         i += 1
-    for w in weights:
+    for i, w in enumerate(weights):
         if w.dtype.kind != "f":
             raise WeightFileError(
-                f"{path!r}: weights must be floating point, found dtype {w.dtype}."
+                f"{path!r}: weights must be floating point, found dtype {w.dtype} in weight/{i}."
             )
     return weights
+
+
+def _config_class_names(config, path):
+    """The layer class names a model file's config lists."""
+    try:
+        return [entry["class_name"] for entry in config["model"]["layers"]]
+    except KeyError as exc:
+        raise WeightFileError(
+            f"{path!r} has an invalid model config: the entry {exc.args[0]!r} is missing."
+        ) from None
+    except TypeError as exc:
+        raise WeightFileError(f"{path!r} has an invalid model config: {exc}.") from None
 
 
 def _layer_signature(model):
@@ -87,19 +154,25 @@ def save_weights(model, path):
 
 
 def load_weights(model, path):
+    path = _as_path(path)
     config, arrays = _read(path)
     if config.get("kind") not in ("weights", "model"):
         raise WeightFileError(f"{path!r} holds neither weights nor a model.")
     model._require_built("load_weights")
-    signature = config.get("layers") if config["kind"] == "weights" else None
-    if signature is not None and signature != _layer_signature(model):
+    if config["kind"] == "weights":
+        signature, mine = config.get("layers"), _layer_signature(model)
+    else:
+        signature = _config_class_names(config, path)
+        mine = [type(layer).__name__ for layer in model.layers]
+    if signature is not None and signature != mine:
         raise WeightFileError(
             f"{path!r} was saved from a different architecture: {signature} "
-            f"does not match this model's {_layer_signature(model)}."
+            f"does not match this model's {mine}."
         )
+    weights = _weights_from(arrays, path)
     try:
-        model.set_weights(_weights_from(arrays, path))
-    except ValueError as exc:
+        model.set_weights(weights)
+    except (ValueError, TypeError) as exc:
         raise WeightFileError(f"{path!r} does not fit this model: {exc}") from None
 
 
@@ -129,12 +202,24 @@ def save_model(model, path):
     _write(path, arrays)
 
 
+def _known(path, what, name, classes):
+    """classes[name], or a WeightFileError listing the names a file may use."""
+    if not isinstance(name, str) or name not in classes:
+        raise WeightFileError(
+            f"{path!r} names an unknown {what} {name!r}; expected one of {', '.join(classes)}."
+        )
+    return classes[name]
+
+
 def load_model(path):
     """A built (and, if it was, compiled) Sequential model from a file written by model.save."""
     import layers
     import optim
     from engine.model import Sequential
 
+    # The layers a model file may name: the public layer classes, never the abstract base.
+    layer_names = [name for name in layers.__all__ if name != "Layer"]
+    path = _as_path(path)
     config, arrays = _read(path)
     if config.get("kind") != "model":
         raise WeightFileError(
@@ -143,9 +228,15 @@ def load_model(path):
     try:
         stack = []
         for entry in config["model"]["layers"]:
-            cls = getattr(layers, entry["class_name"], None)
+            name = entry["class_name"]
+            cls = getattr(layers, name, None) if name in layer_names else None
             if not (isinstance(cls, type) and issubclass(cls, layers.Layer)):
-                raise WeightFileError(f"{path!r} names an unknown layer {entry['class_name']!r}.")
+                raise WeightFileError(
+                    f"{path!r} names an unknown layer {name!r}; "
+                    f"expected one of {', '.join(layer_names)}."
+                )
+            if not isinstance(entry["config"], dict):
+                raise TypeError(f"the config of layer {name!r} is not a mapping")
             layer_config = dict(entry["config"])
             layer_config.pop("name", None)  # fresh names avoid clashes with layers already made
             stack.append(cls(**layer_config))
@@ -154,8 +245,18 @@ def load_model(path):
         model.set_weights(_weights_from(arrays, path))
         if "compile" in config:
             compiled = config["compile"]
-            optimizer_cls = optim.OPTIMIZERS[compiled["optimizer"]["class_name"].lower()]
-            loss_cls = losses.LOSSES[getattr(losses, compiled["loss"]["class_name"]).name]
+            optimizer_cls = _known(
+                path,
+                "optimizer",
+                compiled["optimizer"]["class_name"],
+                {cls.__name__: cls for cls in optim.OPTIMIZERS.values()},
+            )
+            loss_cls = _known(
+                path,
+                "loss",
+                compiled["loss"]["class_name"],
+                {cls.__name__: cls for cls in losses.LOSSES.values()},
+            )
             model.compile(
                 optimizer=optimizer_cls(**compiled["optimizer"]["config"]),
                 loss=loss_cls(**compiled["loss"]["config"]),
@@ -164,10 +265,16 @@ def load_model(path):
             state = {
                 k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")
             }
-            if len(state) > 1:
+            if any(key != "iterations" for key in state):
                 model.optimizer.set_state(state, model.params)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise WeightFileError(f"{path!r} has an invalid model config: {exc!r}.") from None
+            elif "iterations" in state:  # no slot arrays (plain SGD, or never trained)
+                model.optimizer.iterations = int(state["iterations"])
+    except KeyError as exc:
+        raise WeightFileError(
+            f"{path!r} has an invalid model config: the entry {exc.args[0]!r} is missing."
+        ) from None
+    except (TypeError, AttributeError, IndexError) as exc:
+        raise WeightFileError(f"{path!r} has an invalid model config: {exc}.") from None
     except ValueError as exc:
         if isinstance(exc, WeightFileError):
             raise

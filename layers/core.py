@@ -1,8 +1,9 @@
 """Dense and Flatten."""
 
 import math
+import numbers
 
-from engine import utils
+from engine import initializers, utils
 from layers import activations
 from layers.base import Layer, initializer_config
 
@@ -35,11 +36,13 @@ class Dense(Layer):
         name=None,
     ):
         super().__init__(name=name, input_shape=input_shape)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
             raise ValueError(f"Dense units must be a positive int, got {units!r}.")
-        self.units = units
+        self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
+        for initializer in (kernel_initializer, bias_initializer):
+            initializers.get(initializer)  # an unknown name fails here, not at build time
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._cache = None
@@ -67,7 +70,12 @@ class Dense(Layer):
         self._cache = (x, y) if training else None
         return y
 
-    def backward(self, dy):
+    # training never needs the gradient of the model's input: Sequential asks the first
+    # layer to skip it.
+    can_skip_input_gradient = True
+
+    def backward(self, dy, input_gradient=True):
+        """Fill grads; return dx, or None when ``input_gradient`` is False."""
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
         x, y = self._cache
@@ -76,7 +84,7 @@ class Dense(Layer):
         if self.use_bias:
             self.grads["bias"] = dy.sum(axis=0)
         self._cache = None
-        return dy @ self.params["kernel"].T
+        return dy @ self.params["kernel"].T if input_gradient else None
 
     def get_config(self):
         return {

@@ -1,7 +1,7 @@
 """Adagrad (keras/src/optimizers/adagrad.py)."""
 
 from engine import backend
-from optim.optimizer import Optimizer
+from optim.optimizer import Optimizer, check_number
 
 
 class Adagrad(Optimizer):
@@ -11,19 +11,10 @@ class Adagrad(Optimizer):
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7):
         super().__init__(learning_rate)
-        if (
-            isinstance(initial_accumulator_value, bool)
-            or not isinstance(initial_accumulator_value, (int, float))
-            or initial_accumulator_value < 0
-        ):
-            raise ValueError(
-                "initial_accumulator_value must be a non-negative number, "
-                f"got {initial_accumulator_value!r}."
-            )
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon < 0:
-            raise ValueError(f"epsilon must be a non-negative number, got {epsilon!r}.")
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.initial_accumulator_value = check_number(
+            "initial_accumulator_value", initial_accumulator_value, low=0
+        )
+        self.epsilon = check_number("epsilon", epsilon, low=0)
 
     def initial_slot(self, name, param):
         xp = backend.get_array_module(param)

@@ -5,22 +5,44 @@ with Keras 3's update formulas (keras/src/optimizers/), written in place so the
 parameters the layers hold stay the same arrays.
 """
 
+import numbers
+
 import numpy as np
 
 from engine import backend
+
+
+def check_number(name, value, low=None, high=None, high_open=False, low_open=False):
+    """``value`` as a float after checking it is a finite real number in [low, high].
+
+    Python and NumPy numbers are accepted (not bools); ``low_open``/``high_open``
+    exclude the bound. The ValueError names the argument, the value and the range.
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and (value >= high if high_open else value > high))
+    ):
+        if low is not None and high is not None:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            expected = f"a number in {left}{low}, {high}{right}"
+        elif low == 0 and low_open:
+            expected = "a positive finite number"
+        elif low is not None:
+            expected = f"a finite number {'>' if low_open else '>='} {low}"
+        else:
+            expected = "a finite number"
+        raise ValueError(f"{name} must be {expected}, got {value!r}.")
+    return float(value)
 
 
 class Optimizer:
     slot_names = ()
 
     def __init__(self, learning_rate):
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
-            raise ValueError(f"learning_rate must be a number, got {learning_rate!r}.")
-        if not np.isfinite(learning_rate) or learning_rate <= 0:
-            raise ValueError(
-                f"learning_rate must be a positive finite number, got {learning_rate!r}."
-            )
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = check_number("learning_rate", learning_rate, low=0, low_open=True)
         self.iterations = 0  # completed steps, as Keras's optimizer.iterations
         self.slots = None  # one dict name -> array per parameter, built on the first step
 
@@ -70,7 +92,8 @@ class Optimizer:
                 if key not in state or tuple(state[key].shape) != tuple(value.shape):
                     got = tuple(state[key].shape) if key in state else "nothing"
                     raise ValueError(
-                        f"Optimizer state {key!r} should have shape {tuple(value.shape)}, got {got}."
+                        f"Optimizer state {key!r} should have shape {tuple(value.shape)}, "
+                        f"got {got}."
                     )
         for i, slots in enumerate(self.slots):
             for name in slots:

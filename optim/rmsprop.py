@@ -1,7 +1,7 @@
 """RMSprop (keras/src/optimizers/rmsprop.py)."""
 
 from engine import backend
-from optim.optimizer import Optimizer
+from optim.optimizer import Optimizer, check_number
 
 
 class RMSprop(Optimizer):
@@ -10,17 +10,9 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
         super().__init__(learning_rate)
-        for name, value in (("rho", rho), ("momentum", momentum)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value <= 1
-            ):
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon < 0:
-            raise ValueError(f"epsilon must be a non-negative number, got {epsilon!r}.")
-        self.rho, self.momentum = float(rho), float(momentum)
-        self.epsilon = float(epsilon)
+        self.rho = check_number("rho", rho, 0, 1)
+        self.momentum = check_number("momentum", momentum, 0, 1)
+        self.epsilon = check_number("epsilon", epsilon, low=0)
         self.centered = bool(centered)
         self.slot_names = ("velocity",)
         if self.momentum > 0:

@@ -1,6 +1,6 @@
 """SGD with optional momentum and Nesterov momentum (keras/src/optimizers/sgd.py)."""
 
-from optim.optimizer import Optimizer
+from optim.optimizer import Optimizer, check_number
 
 
 class SGD(Optimizer):
@@ -8,13 +8,7 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         super().__init__(learning_rate)
-        if (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float))
-            or not 0 <= momentum <= 1
-        ):
-            raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}.")
-        self.momentum = float(momentum)
+        self.momentum = check_number("momentum", momentum, 0, 1)
         self.nesterov = bool(nesterov)
         self.slot_names = ("momentum",) if self.momentum > 0 else ()
 
