@@ -62,7 +62,8 @@ class _Tanh(Function):
         return xp.tanh(x, out=x if inplace else None)
 
     def backward(self, dy, y):
-        return dy * (1 - y * y)
+        # (1 - y)(1 + y), not 1 - y*y: as |y| -> 1, y*y rounds and 1 - y*y loses digits.
+        return dy * ((1 - y) * (1 + y))
 
 
 class _Softmax(Function):

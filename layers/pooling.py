@@ -50,17 +50,17 @@ class MaxPooling2D(Layer):
 
     def forward(self, x, training=False):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
-        y, argmax = maxpool.max_pool_forward(x, ph, pw, sh, sw, self._pads, with_argmax=training)
-        self._cache = (argmax, x.shape) if training else None
+        y, saved = maxpool.max_pool_forward(x, ph, pw, sh, sw, self._pads, for_backward=training)
+        self._cache = (saved, x.shape) if training else None
         return y
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        argmax, x_shape = self._cache
+        saved, x_shape = self._cache
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         self._cache = None
-        return maxpool.max_pool_backward(dy, argmax, x_shape, ph, pw, sh, sw, self._pads)
+        return maxpool.max_pool_backward(dy, saved, x_shape, ph, pw, sh, sw, self._pads)
 
     def get_config(self):
         return {
