@@ -34,13 +34,20 @@ def conv_output_size(size, kernel, stride, padding):
     return out, (before, after)
 
 
-def _im2col_cpu(x, kh, kw, sh, sw, pads, out):
+def pad_cpu(x, pads):
+    """x (N, H, W, C) with (top, bottom, left, right) zero rows and columns added (a copy),
+    or x itself when there is no padding."""
+    if not any(pads):
+        return x
     top, bottom, left, right = pads
-    if any(pads):
-        n, h, w, c = x.shape
-        padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-        padded[:, top : top + h, left : left + w, :] = x
-        x = padded
+    n, h, w, c = x.shape
+    padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    padded[:, top : top + h, left : left + w, :] = x
+    return padded
+
+
+def _im2col_cpu(x, kh, kw, sh, sw, pads, out):
+    x = pad_cpu(x, pads)
     n, h, w, c = x.shape
     oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     if out is None:
@@ -48,7 +55,7 @@ def _im2col_cpu(x, kh, kw, sh, sw, pads, out):
     if c == 1:
         # One channel: copying the windows would run inner loops kw elements long;
         # one copy per kernel offset runs them OW long (3x faster on MNIST's 28x28x1).
-        patches = out.reshape(n, oh, ow, kh * kw)
+        patches = _view(out, (n, oh, ow, kh * kw))
         for ky in range(kh):
             for kx in range(kw):
                 patches[..., ky * kw + kx] = x[:, _taps(ky, sh, oh), _taps(kx, sw, ow), 0]
@@ -61,8 +68,37 @@ def _im2col_cpu(x, kh, kw, sh, sw, pads, out):
         writeable=False,
     )
     # One contiguous copy of the sliding windows: the whole of im2col.
-    np.copyto(out.reshape(windows.shape), windows)
+    np.copyto(_view(out, windows.shape), windows)
     return out
+
+
+def quadrant_patches_cpu(x, kh, kw, sh, sw, ph, pw, out):
+    """The im2col patches of the convolution outputs that a 2x2/2 max pooling reads,
+    grouped by window quadrant, with one copy of a strided view.
+
+    Row (q, n, py, px) of ``out`` (4*N*PH*PW, KH*KW*C) is the patch of output
+    (2*py + a, 2*px + b), q = 2*a + b, of the valid convolution of x (N, H, W, C) with
+    strides (sh, sw). ``out`` is C-contiguous, or the transpose of a C-contiguous
+    (K, M) array (K-major), which the copy writes in contiguous runs: the fast choice
+    for one input channel, whose C-contiguous rows are only KH*KW long.
+    """
+    n, _, _, c = x.shape
+    s_n, s_h, s_w, s_c = x.strides
+    windows = as_strided(
+        x,
+        (2, 2, n, ph, pw, kh, kw, c),
+        (sh * s_h, sw * s_w, s_n, 2 * sh * s_h, 2 * sw * s_w, s_h, s_w, s_c),
+        writeable=False,
+    )
+    np.copyto(_view(out, windows.shape), windows)
+    return out
+
+
+def _view(a, shape):
+    """``a`` reshaped without copying: an error, never a silent copy that writes go to."""
+    view = a.view()
+    view.shape = shape
+    return view
 
 
 def _output_hw(x_shape, kh, kw, sh, sw, pads):
@@ -76,24 +112,41 @@ def _taps(k, stride, out):
     return slice(k, k + stride * (out - 1) + 1, stride)
 
 
-def _sum_offsets_cpu(block, x_shape, kh, kw, sh, sw, pads):
-    """dx (N, H, W, C) = the sum over kernel offsets of block(ky, kx) (N, OH, OW, C), each
-    added at the input pixels that offset reads: a loop over offsets adding strided
-    slices (np.add.at is 5-50x slower)."""
-    top, bottom, left, right = pads
-    n, h, w, c = x_shape
-    oh, ow = _output_hw(x_shape, kh, kw, sh, sw, pads)
-    dx = np.zeros((n, h + top + bottom, w + left + right, c), dtype=block(0, 0).dtype)
+def _add_offsets_cpu(dx, block, kh, kw, sh, sw, oh, ow):
+    """dx (N, H, W, C) += block(ky, kx) (N, OH, OW, C) at the pixels each kernel offset
+    reads: a loop over offsets adding strided slices (np.add.at is 5-50x slower)."""
     for ky in range(kh):
         for kx in range(kw):
             dx[:, _taps(ky, sh, oh), _taps(kx, sw, ow), :] += block(ky, kx)
-    return dx[:, top : top + h, left : left + w, :]
 
 
 def _col2im_cpu(cols, x_shape, kh, kw, sh, sw, pads):
-    n, _, _, c = x_shape
-    cols = cols.reshape(n, *_output_hw(x_shape, kh, kw, sh, sw, pads), kh, kw, c)
-    return _sum_offsets_cpu(lambda ky, kx: cols[:, :, :, ky, kx, :], x_shape, kh, kw, sh, sw, pads)
+    top, bottom, left, right = pads
+    n, h, w, c = x_shape
+    oh, ow = _output_hw(x_shape, kh, kw, sh, sw, pads)
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    dx = np.zeros((n, h + top + bottom, w + left + right, c), dtype=cols.dtype)
+    _add_offsets_cpu(dx, lambda ky, kx: cols[:, :, :, ky, kx, :], kh, kw, sh, sw, oh, ow)
+    return dx[:, top : top + h, left : left + w, :]
+
+
+def add_input_gradient_cpu(dx, dy, kernel, sh, sw, workspace):
+    """dx += the input gradient of a valid convolution: y = im2col(x) @ kernel.reshape(-1, F)
+    with strides (sh, sw) over inputs shaped like dx (N, H, W, C), given dy (N*OH*OW, F).
+
+    One product per kernel offset makes its contribution a contiguous (N*OH*OW, C)
+    block, so the additions run long contiguous inner loops: 2x faster than col2im of
+    the one product dy @ kernel2d.T, whose C-wide columns are strided. One block buffer
+    (kept in ``workspace``, an engine.workspace.Workspace) serves every offset, so it
+    stays in the cache.
+    """
+    kh, kw, c, f = kernel.shape
+    oh, ow = _output_hw(dx.shape, kh, kw, sh, sw, (0, 0, 0, 0))
+    block = workspace.get("dcols", (dy.shape[0], c), dy.dtype, np)
+    for ky in range(kh):
+        for kx in range(kw):
+            np.matmul(dy, kernel[ky, kx].T, out=block)
+            dx[:, _taps(ky, sh, oh), _taps(kx, sw, ow), :] += block.reshape(dx.shape[0], oh, ow, c)
 
 
 _gpu_kernels = {}
@@ -200,18 +253,17 @@ def conv_input_gradient(dy, kernel, x_shape, sh, sw, pads, workspace):
     """dx (N, H, W, C) of y = im2col(x) @ kernel.reshape(-1, F), given dy (N*OH*OW, F).
 
     The GPU makes the patch gradient dy @ kernel2d.T with one product and sums it with
-    its col2im kernel. The CPU makes one product per kernel offset instead, so each
-    offset's contribution is a contiguous (N*OH*OW, C) block and col2im adds long
-    contiguous runs: 2x faster than adding C-wide columns of one big product.
-    ``workspace`` (engine.workspace.Workspace) holds the patch gradient between steps.
+    its gather-style col2im kernel; the CPU adds per-offset products
+    (add_input_gradient_cpu). ``workspace`` keeps the patch gradient between steps.
     """
-    kh, kw, c, f = kernel.shape
-    xp = backend.get_array_module(dy)
     if backend.is_gpu_array(dy):
+        kh, kw, c, f = kernel.shape
+        xp = backend.get_array_module(dy)
         dcols = workspace.get("dcols", (dy.shape[0], kh * kw * c), dy.dtype, xp)
         xp.matmul(dy, kernel.reshape(-1, f).T, out=dcols)
         return _col2im_gpu(dcols, x_shape, kh, kw, sh, sw, pads)
-    blocks = workspace.get("dcols", (kh * kw, dy.shape[0], c), dy.dtype, xp)
-    np.matmul(dy, kernel.reshape(kh * kw, c, f).transpose(0, 2, 1), out=blocks)
-    blocks = blocks.reshape(kh, kw, x_shape[0], *_output_hw(x_shape, kh, kw, sh, sw, pads), c)
-    return _sum_offsets_cpu(lambda ky, kx: blocks[ky, kx], x_shape, kh, kw, sh, sw, pads)
+    top, bottom, left, right = pads
+    n, h, w, c = x_shape
+    dx = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    add_input_gradient_cpu(dx, dy, kernel, sh, sw, workspace)
+    return dx[:, top : top + h, left : left + w, :]

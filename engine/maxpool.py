@@ -52,40 +52,56 @@ def _is_2x2(ph, pw, sh, sw, pads):
 
 
 # Window offsets in row-major order: the first maximum in this order wins a tie.
-_OFFSETS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))
+OFFSETS_2X2 = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
-def _quarter(a, oy, ox, oh, ow):
-    """The (N, OH, OW, C) strided view of the window elements at offset (oy, ox)."""
-    return a[:, oy : 2 * oh : 2, ox : 2 * ow : 2, :]
+def _quarters(a, oh, ow):
+    """The four (N, OH, OW, C) strided views of the 2x2 windows' elements, in OFFSETS_2X2 order."""
+    return [a[:, oy : 2 * oh : 2, ox : 2 * ow : 2, :] for oy, ox in OFFSETS_2X2]
+
+
+def max_of_quarters(quarters):
+    """The elementwise maximum of four same-shaped arrays (the window elements): a new array.
+
+    Three np.maximum calls: on MNIST's 26x26x32 maps 5x faster than the reduction
+    x.reshape(N, OH, 2, OW, 2, C).max(axis=(2, 4)), which NumPy runs with short inner loops.
+    """
+    y = np.maximum(quarters[0], quarters[1])
+    np.maximum(y, quarters[2], out=y)
+    np.maximum(y, quarters[3], out=y)
+    return y
+
+
+def route_to_first_max(dy, quarters, y, out):
+    """For k = 0..3 write out[k] = dy where quarters[k] holds its window's maximum y, else
+    0, and yield k; on a tie only the first such k (OFFSETS_2X2 order) gets dy. ``out``
+    are four arrays like y, or one array four times, used before the next k is made."""
+    hit = np.empty(y.shape, dtype=bool)
+    unrouted = np.empty(y.shape, dtype=bool)
+    for k, (quarter, dx) in enumerate(zip(quarters, out)):
+        np.equal(quarter, y, out=hit)
+        if k == 0:
+            np.logical_not(hit, out=unrouted)
+        else:
+            hit &= unrouted  # a later equal element of a routed window is a tie: nothing
+            if k < len(out) - 1:
+                unrouted ^= hit
+        np.multiply(dy, hit, out=dx)
+        yield k
 
 
 def _forward_2x2_cpu(x):
-    # Three elementwise maxima of strided views: 5x faster than the reduction
-    # x.reshape(N, OH, 2, OW, 2, C).max(axis=(2, 4)) and 10x faster than argmax.
-    oh, ow = x.shape[1] // 2, x.shape[2] // 2
-    y = np.maximum(_quarter(x, 0, 0, oh, ow), _quarter(x, 0, 1, oh, ow))
-    np.maximum(y, _quarter(x, 1, 0, oh, ow), out=y)
-    np.maximum(y, _quarter(x, 1, 1, oh, ow), out=y)
-    return y
+    return max_of_quarters(_quarters(x, x.shape[1] // 2, x.shape[2] // 2))
 
 
 def _backward_2x2_cpu(dy, x, y):
     n, h, w, c = x.shape
     oh, ow = y.shape[1:3]
-    # Every element of an even-sized input is written below; an odd edge stays zero.
-    dx = (
-        np.empty_like(x, dtype=dy.dtype)
-        if (h, w) == (2 * oh, 2 * ow)
-        else np.zeros_like(x, dtype=dy.dtype)
-    )
-    open_ = np.ones(y.shape, dtype=bool)  # windows whose gradient is still unrouted
-    hit = np.empty(y.shape, dtype=bool)
-    for oy, ox in _OFFSETS_2X2:
-        np.equal(_quarter(x, oy, ox, oh, ow), y, out=hit)
-        hit &= open_  # a later equal element of a routed window is a tie: it gets nothing
-        open_ ^= hit
-        np.multiply(dy, hit, out=_quarter(dx, oy, ox, oh, ow))
+    # route_to_first_max writes every element of an even-sized input; an odd edge stays zero.
+    even = (h, w) == (2 * oh, 2 * ow)
+    dx = (np.empty_like if even else np.zeros_like)(x, dtype=dy.dtype)
+    for _ in route_to_first_max(dy, _quarters(x, oh, ow), y, _quarters(dx, oh, ow)):
+        pass  # each quarter of dx is written in place
     return dx
 
 

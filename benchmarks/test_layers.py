@@ -1,0 +1,95 @@
+"""Forward and backward of each layer of the tutorial network, per backend and batch size.
+
+The first convolution's backward skips the input gradient, as in training (Sequential
+never asks the first layer for it). The 'fused' cases are what Sequential runs on the
+CPU for a Conv2D followed by 2x2 max pooling (layers/conv_pool.py); the GPU runs the
+layers one by one, so they skip there.
+"""
+
+import numpy as np
+import pytest
+from timing import BATCHES, run_timed
+
+from engine import backend
+from layers import Conv2D, Dense, Flatten, MaxPooling2D
+from layers.conv_pool import ConvPool2x2
+
+# name -> (make the layer(s), per-sample input shape)
+LAYERS = {
+    "conv1 Conv2D(32, 3, relu)": (lambda: Conv2D(32, 3, activation="relu"), (28, 28, 1)),
+    "pool1 MaxPooling2D(2)": (lambda: MaxPooling2D(2), (26, 26, 32)),
+    "conv2 Conv2D(64, 3, relu)": (lambda: Conv2D(64, 3, activation="relu"), (13, 13, 32)),
+    "pool2 MaxPooling2D(2)": (lambda: MaxPooling2D(2), (11, 11, 64)),
+    "flatten Flatten()": (Flatten, (5, 5, 64)),
+    "dense1 Dense(64, relu)": (lambda: Dense(64, activation="relu"), (1600,)),
+    "dense2 Dense(10)": (lambda: Dense(10), (64,)),
+}
+FUSED = {
+    "conv1+pool1 fused": (32, (28, 28, 1)),
+    "conv2+pool2 fused": (64, (13, 13, 32)),
+}
+FIRST = "conv1"
+
+
+def _build(name, input_shape):
+    """The layer (or fused step) for ``name``, built for ``input_shape``."""
+    if name in FUSED:
+        conv, pool = Conv2D(FUSED[name][0], 3, activation="relu"), MaxPooling2D(2)
+        conv.build(input_shape)
+        pool.build(conv.output_shape(input_shape))
+        return ConvPool2x2(conv, pool)
+    layer = LAYERS[name][0]()
+    layer.build(input_shape)
+    return layer
+
+
+def _input(batch, shape, seed=0):
+    x = np.random.default_rng(seed).standard_normal((batch, *shape)).astype(backend.floatx())
+    return backend.to_device(x)
+
+
+def _skip_fused_on_gpu(name, bench_backend):
+    if name in FUSED and bench_backend != "numpy":
+        pytest.skip("the fused Conv2D + pooling step runs on the CPU only")
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("name", [*LAYERS, *FUSED])
+def test_forward(benchmark, bench_backend, name, batch):
+    _skip_fused_on_gpu(name, bench_backend)
+    shape = LAYERS[name][1] if name in LAYERS else FUSED[name][1]
+    layer, x = _build(name, shape), _input(batch, shape)
+    run_timed(
+        benchmark,
+        lambda: layer.forward(x, training=True),
+        group="layer",
+        case=f"{name} forward",
+        batch=batch,
+        column=bench_backend,
+    )
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("name", [*LAYERS, *FUSED])
+def test_backward(benchmark, bench_backend, name, batch):
+    _skip_fused_on_gpu(name, bench_backend)
+    shape = LAYERS[name][1] if name in LAYERS else FUSED[name][1]
+    layer, x = _build(name, shape), _input(batch, shape)
+    dy = _input(batch, layer.forward(x).shape[1:], seed=1)
+    first = name.startswith(FIRST)
+    kwargs = {"input_gradient": False} if first else {}
+
+    def setup():
+        layer.forward(x, training=True)  # backward consumes what forward keeps
+        backend.synchronize()
+        return (dy,), kwargs
+
+    run_timed(
+        benchmark,
+        layer.backward,
+        setup=setup,
+        group="layer",
+        case=f"{name} backward" + (" (no dx)" if first else ""),
+        batch=batch,
+        column=bench_backend,
+    )
