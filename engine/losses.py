@@ -54,11 +54,12 @@ class Loss:
         return self.compute(y_true, y_pred), self.gradient(y_true, y_pred)
 
     def check_targets(self, y_true, output_shape):
-        """Raise ValueError when host targets y_true (N, ...) can't go with outputs (N, *output_shape)."""
+        """Raise ValueError when targets (N, ...) can't go with outputs (N, *output_shape)."""
         expected = tuple(output_shape)
         if tuple(np.shape(y_true)[1:]) != expected:
+            dims = ", ".join(map(str, expected))
             raise ValueError(
-                f"{type(self).__name__} needs targets of shape (N, {', '.join(map(str, expected))}) "
+                f"{type(self).__name__} needs targets of shape (N, {dims}) "
                 f"like the model's output, got {np.shape(y_true)}."
             )
 

@@ -47,5 +47,7 @@ def check_layer_gradients(layer, x, rng, tol=1e-6):
     for name, param in layer.params.items():
         errors[name] = relative_error(analytic[name], numerical_gradient(scalar, param))
     worst = max(errors, key=errors.get)
-    assert errors[worst] <= tol, f"{layer.name}: gradient of {worst} off by {errors[worst]:.2e}: {errors}"
+    assert errors[worst] <= tol, (
+        f"{layer.name}: gradient of {worst} off by {errors[worst]:.2e}: {errors}"
+    )
     return errors

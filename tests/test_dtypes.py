@@ -38,7 +38,9 @@ def test_dtype_is_kept_through_forward_backward_and_update(backend_name, rng, op
     try:
         model = tiny_model()
         optimizer = OPTIMIZERS[optimizer]()
-        model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         x = backend.to_device(rng.uniform(0, 255, (4, 8, 8, 1)).astype(np.uint8), dtype=floatx)
         y = backend.to_device(rng.integers(0, 3, 4))
         loss, y_pred = model._train_step(x, y)

@@ -36,9 +36,15 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("filters, kernel, strides, padding, shape, activation, use_bias", CONV_CASES)
-def test_conv2d_gradients(backend_name, rng, filters, kernel, strides, padding, shape, activation, use_bias):
-    layer = Conv2D(filters, kernel, strides=strides, padding=padding, activation=activation, use_bias=use_bias)
+@pytest.mark.parametrize(
+    "filters, kernel, strides, padding, shape, activation, use_bias", CONV_CASES
+)
+def test_conv2d_gradients(
+    backend_name, rng, filters, kernel, strides, padding, shape, activation, use_bias
+):
+    layer = Conv2D(
+        filters, kernel, strides=strides, padding=padding, activation=activation, use_bias=use_bias
+    )
     layer.build(shape)
     if use_bias:
         layer.params["bias"][...] = backend.to_device(rng.standard_normal(filters))

@@ -29,9 +29,7 @@ from engine.io_utils import atomic_write
 
 GZ_NAMES = list(mnist.SHA256)
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(
-    os.environ.get("XPCNN_DATA_DIR") or REPO_ROOT.parent / "shared" / "data"
-)
+DATA_ROOT = Path(os.environ.get("XPCNN_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 MNIST_DIR = DATA_ROOT / "mnist"
 HAVE_DATA = all((MNIST_DIR / n).is_file() for n in GZ_NAMES)
 SKIP_REASON = (
@@ -77,11 +75,7 @@ def serve(monkeypatch, content_for):
 def idx_bytes(magic, dims, payload=None):
     """A hand-made IDX file (uncompressed)."""
     n = int(np.prod(dims))
-    payload = (
-        bytes(range(256)) * (n // 256) + bytes(range(n % 256))
-        if payload is None
-        else payload
-    )
+    payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256)) if payload is None else payload
     return struct.pack(f">I{len(dims)}I", magic, *dims) + payload
 
 
@@ -175,9 +169,7 @@ def test_read_idx_truncated_gzip(tmp_path):
 @needs_data
 def test_read_idx_corrupt_gzip(tmp_path):
     bad = tmp_path / "labels-copy.gz"
-    bad.write_bytes(
-        flip_middle_byte((MNIST_DIR / "train-labels-idx1-ubyte.gz").read_bytes())
-    )
+    bad.write_bytes(flip_middle_byte((MNIST_DIR / "train-labels-idx1-ubyte.gz").read_bytes()))
     with pytest.raises(DatasetCorruptError, match="not a valid gzip file") as exc:
         mnist.read_idx(bad)
     assert str(bad) in str(exc.value)
@@ -329,10 +321,7 @@ def test_download_into_cache(tmp_path, monkeypatch, real):
     cache = tmp_path / "cache" / "xpcnn" / "mnist"
     assert listing(cache) == sorted(GZ_NAMES)  # verified files, no temp files
     for name in GZ_NAMES:
-        assert (
-            hashlib.sha256((cache / name).read_bytes()).hexdigest()
-            == mnist.SHA256[name]
-        )
+        assert hashlib.sha256((cache / name).read_bytes()).hexdigest() == mnist.SHA256[name]
     assert len(calls) == 8 and all(timeout for _, timeout in calls)
     for got, want in zip((x_train, y_train, x_test, y_test), (*real[0], *real[1])):
         assert np.array_equal(got, want)

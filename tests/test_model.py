@@ -37,7 +37,9 @@ def test_summary_matches_keras(capsys):
         ("(None, 64)", "102,464"),
         ("(None, 10)", "650"),
     ]:
-        assert any(shape in line and line.rstrip().endswith(params) for line in out.splitlines()), shape
+        assert any(shape in line and line.rstrip().endswith(params) for line in out.splitlines()), (
+            shape
+        )
 
 
 def test_build_accepts_keras_none_batch_axis():
@@ -58,7 +60,9 @@ def test_compile_by_keras_names():
 def test_fit_history_evaluate_predict(backend_name, rng):
     x = rng.uniform(0, 1, (64, 6, 6, 1))
     y = (x.mean(axis=(1, 2, 3)) > 0.5).astype(int)
-    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(6, 6, 1)), Flatten(), Dense(2)])
+    model = Sequential(
+        [Conv2D(4, 3, activation="relu", input_shape=(6, 6, 1)), Flatten(), Dense(2)]
+    )
     model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_data=(x, y), seed=1)
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -72,7 +76,7 @@ def test_fit_history_evaluate_predict(backend_name, rng):
 
 
 def test_fit_loss_is_the_epoch_mean_of_batch_losses(rng):
-    """Keras records the mean over the epoch's batches (weighted by batch size), not the last one."""
+    """Keras logs the mean over the epoch's batches (weighted by batch size), not the last."""
     x, y = rng.standard_normal((10, 3)), rng.integers(0, 2, 10)
     model = Sequential([Dense(2, input_shape=(3,))])
     model.compile(optim_sgd(), "sparse_categorical_crossentropy")
@@ -81,7 +85,9 @@ def test_fit_loss_is_the_epoch_mean_of_batch_losses(rng):
     replay = Sequential([Dense(2, input_shape=(3,))])
     replay.set_weights(before)
     replay.compile(optim_sgd(), "sparse_categorical_crossentropy")
-    losses_seen = [replay.train_on_batch(x[i : i + 4], y[i : i + 4]) * len(x[i : i + 4]) for i in (0, 4, 8)]
+    losses_seen = [
+        replay.train_on_batch(x[i : i + 4], y[i : i + 4]) * len(x[i : i + 4]) for i in (0, 4, 8)
+    ]
     assert history.history["loss"][0] == pytest.approx(sum(losses_seen) / 10, rel=1e-6)
 
 
@@ -118,7 +124,10 @@ def test_save_and_load_model(tmp_path, rng):
 
 def test_layer_names_follow_keras():
     model = Sequential([Conv2D(2, 3, input_shape=(5, 5, 1)), MaxPooling2D(), Flatten(), Dense(2)])
-    names = [layer.name.rsplit("_", 1)[0] if layer.name[-1].isdigit() else layer.name for layer in model.layers]
+    names = [
+        layer.name.rsplit("_", 1)[0] if layer.name[-1].isdigit() else layer.name
+        for layer in model.layers
+    ]
     assert names == ["conv2d", "max_pooling2d", "flatten", "dense"]
 
 

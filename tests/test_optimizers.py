@@ -63,7 +63,9 @@ def test_adam_first_step_moves_each_weight_by_about_the_learning_rate(backend_na
     np.testing.assert_allclose(run(Adam(0.01), steps=1), W0 - 0.01 * np.sign(GRADS[0]), rtol=1e-6)
 
 
-@pytest.mark.parametrize("momentum, centered", [(0.0, False), (0.5, False), (0.0, True), (0.5, True)])
+@pytest.mark.parametrize(
+    "momentum, centered", [(0.0, False), (0.5, False), (0.0, True), (0.5, True)]
+)
 def test_rmsprop(backend_name, momentum, centered):
     w, vel, mom, avg = W0.copy(), np.zeros(3), np.zeros(3), np.zeros(3)
     lr, rho, eps = 0.01, 0.9, 1e-7
@@ -74,7 +76,9 @@ def test_rmsprop(backend_name, momentum, centered):
         step = lr * g / np.sqrt(denominator)
         mom = momentum * mom + step
         w = w - (mom if momentum else step)
-    np.testing.assert_allclose(run(RMSprop(0.01, momentum=momentum, centered=centered)), w, rtol=1e-13)
+    np.testing.assert_allclose(
+        run(RMSprop(0.01, momentum=momentum, centered=centered)), w, rtol=1e-13
+    )
 
 
 def test_adagrad(backend_name):

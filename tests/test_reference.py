@@ -26,28 +26,40 @@ def naive_conv2d(x, kernel, bias, strides, padding):
     """Keras's definition, one output pixel at a time, zero padding spelled out."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
-    (top, bottom), (left, right) = pads_for(h, kh, strides[0], padding), pads_for(w, kw, strides[1], padding)
+    (top, bottom), (left, right) = (
+        pads_for(h, kh, strides[0], padding),
+        pads_for(w, kw, strides[1], padding),
+    )
     xp = np.zeros((n, h + top + bottom, w + left + right, c))
     xp[:, top : top + h, left : left + w] = x
     oh, ow = (xp.shape[1] - kh) // strides[0] + 1, (xp.shape[2] - kw) // strides[1] + 1
     out = np.zeros((n, oh, ow, f))
     for i in range(oh):
         for j in range(ow):
-            patch = xp[:, i * strides[0] : i * strides[0] + kh, j * strides[1] : j * strides[1] + kw]
+            patch = xp[
+                :, i * strides[0] : i * strides[0] + kh, j * strides[1] : j * strides[1] + kw
+            ]
             out[:, i, j] = np.tensordot(patch, kernel, axes=([1, 2, 3], [0, 1, 2])) + bias
     return out
 
 
 def naive_max_pool(x, pool, strides, padding):
     n, h, w, c = x.shape
-    (top, bottom), (left, right) = pads_for(h, pool[0], strides[0], padding), pads_for(w, pool[1], strides[1], padding)
+    (top, bottom), (left, right) = (
+        pads_for(h, pool[0], strides[0], padding),
+        pads_for(w, pool[1], strides[1], padding),
+    )
     xp = np.full((n, h + top + bottom, w + left + right, c), -np.inf)
     xp[:, top : top + h, left : left + w] = x
     oh, ow = (xp.shape[1] - pool[0]) // strides[0] + 1, (xp.shape[2] - pool[1]) // strides[1] + 1
     out = np.zeros((n, oh, ow, c))
     for i in range(oh):
         for j in range(ow):
-            window = xp[:, i * strides[0] : i * strides[0] + pool[0], j * strides[1] : j * strides[1] + pool[1]]
+            window = xp[
+                :,
+                i * strides[0] : i * strides[0] + pool[0],
+                j * strides[1] : j * strides[1] + pool[1],
+            ]
             out[:, i, j] = window.max(axis=(1, 2))
     return out
 

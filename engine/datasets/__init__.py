@@ -1,6 +1,6 @@
 """Datasets, loaded the way ``keras.datasets`` loads them.
 
-    from engine.datasets import mnist
+    from engine.datasets import mnist  # noqa: E402
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
 
 Every loading problem raises a subclass of :class:`DatasetError`:
@@ -27,6 +27,6 @@ class DatasetCorruptError(DatasetError, ValueError):
 
 
 # Imported last: the dataset modules import the error classes above from here.
-from engine.datasets import mnist
+from engine.datasets import mnist  # noqa: E402
 
 __all__ = ["DatasetCorruptError", "DatasetError", "DatasetNotFoundError", "mnist"]
