@@ -72,6 +72,10 @@ class Optimizer:
     def update(self, param, grad, slots, lr):
         raise NotImplementedError
 
+    def slot_arrays(self):
+        """Arrays that together hold every slot, for snapshots (one per slot here)."""
+        return [a for s in self.slots or [] for a in s.values()]
+
     def get_config(self):
         return {"learning_rate": self.learning_rate}
 
