@@ -118,6 +118,20 @@ def to_numpy(a):
     return np.asarray(a)
 
 
+_elementwise_kernels = {}
+
+
+def elementwise_kernel(name, source):
+    """The CuPy ElementwiseKernel for ``source`` (in_params, out_params, body), compiled once.
+
+    The kernel modules (engine/im2col.py, engine/maxpool.py) keep their CUDA sources
+    and get them compiled and cached here.
+    """
+    if name not in _elementwise_kernels:
+        _elementwise_kernels[name] = _import_cupy().ElementwiseKernel(*source, name=name)
+    return _elementwise_kernels[name]
+
+
 def synchronize():
     """Wait for queued GPU work (a no-op on the CPU); needed for honest timings."""
     if _name == "cupy":

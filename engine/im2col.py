@@ -149,18 +149,6 @@ def add_input_gradient_cpu(dx, dy, kernel, sh, sw, workspace):
             dx[:, _taps(ky, sh, oh), _taps(kx, sw, ow), :] += block.reshape(dx.shape[0], oh, ow, c)
 
 
-_gpu_kernels = {}
-
-
-def _gpu_kernel(name):
-    """Compile (once) the CuPy ElementwiseKernel called ``name``."""
-    if name not in _gpu_kernels:
-        cupy = backend._import_cupy()
-        source = _GPU_SOURCES[name]
-        _gpu_kernels[name] = cupy.ElementwiseKernel(*source, name=f"xpcnn_{name}")
-    return _gpu_kernels[name]
-
-
 # Gather style: each thread writes one output element and reads what it needs,
 # so there are no atomics and the results are deterministic.
 _GPU_SOURCES = {
@@ -213,7 +201,7 @@ def _im2col_gpu(x, kh, kw, sh, sw, pads, out):
     n, h, w, c = x.shape
     oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
     cols = cupy.empty((n * oh * ow, kh * kw * c), dtype=x.dtype) if out is None else out
-    _gpu_kernel("im2col")(
+    backend.elementwise_kernel("xpcnn_im2col", _GPU_SOURCES["im2col"])(
         cupy.ascontiguousarray(x), h, w, c, kh, kw, sh, sw, top, left, oh, ow, cols
     )
     return cols
@@ -225,7 +213,7 @@ def _col2im_gpu(cols, x_shape, kh, kw, sh, sw, pads):
     n, h, w, c = x_shape
     oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
     dx = cupy.empty((n, h, w, c), dtype=cols.dtype)
-    _gpu_kernel("col2im")(
+    backend.elementwise_kernel("xpcnn_col2im", _GPU_SOURCES["col2im"])(
         cupy.ascontiguousarray(cols), h, w, c, kh, kw, sh, sw, top, left, oh, ow, dx
     )
     return dx

@@ -123,8 +123,6 @@ def _backward_cpu(dy, argmax, x_shape, ph, pw, sh, sw, pads):
     return dx[:, top : top + h, left : left + w, :]
 
 
-_gpu_kernels = {}
-
 _GPU_SOURCES = {
     "forward": (
         "raw T x, int32 h, int32 w, int32 c, int32 ph, int32 pw, int32 sh, int32 sw, "
@@ -178,15 +176,6 @@ _GPU_SOURCES = {
 }
 
 
-def _gpu_kernel(name):
-    if name not in _gpu_kernels:
-        cupy = backend._import_cupy()
-        _gpu_kernels[name] = cupy.ElementwiseKernel(
-            *_GPU_SOURCES[name], name=f"xpcnn_maxpool_{name}"
-        )
-    return _gpu_kernels[name]
-
-
 def _forward_gpu(x, ph, pw, sh, sw, pads):
     cupy = backend._import_cupy()
     top, bottom, left, right = pads
@@ -194,7 +183,7 @@ def _forward_gpu(x, ph, pw, sh, sw, pads):
     oh, ow = (h + top + bottom - ph) // sh + 1, (w + left + right - pw) // sw + 1
     y = cupy.empty((n, oh, ow, c), dtype=x.dtype)
     argmax = cupy.empty((n, oh, ow, c), dtype=cupy.int32)
-    _gpu_kernel("forward")(
+    backend.elementwise_kernel("xpcnn_maxpool_forward", _GPU_SOURCES["forward"])(
         cupy.ascontiguousarray(x), h, w, c, ph, pw, sh, sw, top, left, oh, ow, y, argmax
     )
     return y, argmax
@@ -206,7 +195,7 @@ def _backward_gpu(dy, argmax, x_shape, ph, pw, sh, sw, pads):
     n, h, w, c = x_shape
     oh, ow = dy.shape[1:3]
     dx = cupy.empty((n, h, w, c), dtype=dy.dtype)
-    _gpu_kernel("backward")(
+    backend.elementwise_kernel("xpcnn_maxpool_backward", _GPU_SOURCES["backward"])(
         cupy.ascontiguousarray(dy),
         argmax,
         h,
