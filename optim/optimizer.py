@@ -1,6 +1,6 @@
 """The optimizer base: slot variables per parameter, a step counter, in-place updates.
 
-Subclasses implement ``build_slots(param)`` and ``update(param, grad, slots, lr)``
+Subclasses name their ``slot_names`` and implement ``update(param, grad, slots, lr)``
 with Keras 3's update formulas (keras/src/optimizers/), written in place so the
 parameters the layers hold stay the same arrays.
 """
