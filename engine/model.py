@@ -366,7 +366,6 @@ class Sequential:
         x_data = backend.to_device(x) if backend.backend_name() == "cupy" else x
         y_data = backend.to_device(np.asarray(y))
         n = len(x)
-        steps = -(-n // batch_size)
         interrupt = _InterruptFlag()
         for callback in callbacks:
             callback.on_train_begin()
