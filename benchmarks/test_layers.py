@@ -48,17 +48,18 @@ def _input(batch, shape, seed=0):
     return backend.to_device(x)
 
 
-def _skip_fused_on_gpu(name, bench_backend):
+def _case(name, batch, bench_backend):
+    """(built layer or fused step, input batch) for a case; fused steps skip off the CPU."""
     if name in FUSED and bench_backend != "numpy":
         pytest.skip("the fused Conv2D + pooling step runs on the CPU only")
+    shape = LAYERS[name][1] if name in LAYERS else FUSED[name][1]
+    return _build(name, shape), _input(batch, shape)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("name", [*LAYERS, *FUSED])
 def test_forward(benchmark, bench_backend, name, batch):
-    _skip_fused_on_gpu(name, bench_backend)
-    shape = LAYERS[name][1] if name in LAYERS else FUSED[name][1]
-    layer, x = _build(name, shape), _input(batch, shape)
+    layer, x = _case(name, batch, bench_backend)
     run_timed(
         benchmark,
         lambda: layer.forward(x, training=True),
@@ -72,9 +73,7 @@ def test_forward(benchmark, bench_backend, name, batch):
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("name", [*LAYERS, *FUSED])
 def test_backward(benchmark, bench_backend, name, batch):
-    _skip_fused_on_gpu(name, bench_backend)
-    shape = LAYERS[name][1] if name in LAYERS else FUSED[name][1]
-    layer, x = _build(name, shape), _input(batch, shape)
+    layer, x = _case(name, batch, bench_backend)
     dy = _input(batch, layer.forward(x).shape[1:], seed=1)
     first = name.startswith(FIRST)
     kwargs = {"input_gradient": False} if first else {}

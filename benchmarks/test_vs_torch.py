@@ -9,7 +9,7 @@ where PyTorch (pip install torch) or a GPU is missing.
 import numpy as np
 import pytest
 from timing import GPU_REASON, run_timed
-from tutorial import mnist_batches, torch_tutorial, tutorial_model
+from tutorial import mnist_batches, next_device_batch, torch_tutorial, tutorial_model
 
 from engine import backend
 
@@ -33,14 +33,10 @@ def device(request):
 def test_xpcnn_step(benchmark, device, batch):
     model, batches = tutorial_model(metrics=()), mnist_batches(batch)
 
-    def next_batch():  # a new batch every round, on the device, outside the clock
-        x, y = next(batches)
-        return (backend.to_device(x), backend.to_device(y)), {}
-
     run_timed(
         benchmark,
         model.train_on_batch,
-        setup=next_batch,
+        setup=next_device_batch(batches),
         group="vs torch",
         case=device,
         batch=batch,
