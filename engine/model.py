@@ -448,7 +448,24 @@ class Sequential:
             leave=False,
             dynamic_ncols=True,
         )
-        logs = {}
+        logs, synced_step = {}, None
+
+        def sync(step):
+            """Read the sums, check the model is finite (else roll back) and snapshot it."""
+            nonlocal logs, snapshot, synced_step
+            logs, synced_step = self._epoch_logs(loss_sum, correct, seen), step
+            if not (np.isfinite(logs["loss"]) and self._params_finite()):
+                self._restore(snapshot)
+                raise NonFiniteLossError(
+                    f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
+                    f"{epoch + 1}, by step {step + 1}; training stopped and the model "
+                    "keeps its last finite weights. Try a smaller learning rate, "
+                    "or look for NaN/inf in the data."
+                )
+            snapshot = self._snapshot(snapshot)
+            if not bar.disable:  # formatting costs 1% of a small step on the CPU
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+
         try:
             for step in range(steps):
                 idx = order[step * batch_size : (step + 1) * batch_size]
@@ -460,22 +477,15 @@ class Sequential:
                     correct[i] += fn(yb, y_pred)
                 seen += len(idx)
                 if (step + 1) % sync_every == 0 or step + 1 == steps or interrupt.raised:
-                    logs = self._epoch_logs(loss_sum, correct, seen)
-                    if not (np.isfinite(logs["loss"]) and self._params_finite()):
-                        self._restore(snapshot)
-                        raise NonFiniteLossError(
-                            f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
-                            f"{epoch + 1}, by step {step + 1}; training stopped and the model "
-                            "keeps its last finite weights. Try a smaller learning rate, "
-                            "or look for NaN/inf in the data."
-                        )
-                    snapshot = self._snapshot(snapshot)
-                    if not bar.disable:  # formatting costs 1% of a small step on the CPU
-                        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+                    sync(step)
                 bar.update(1)
                 for callback in callbacks:
                     callback.on_train_batch_end(step)
                 if interrupt.raised:
+                    # Ctrl-C may come after this step's sync point (in a callback, say):
+                    # the partial epoch's logs are then read now.
+                    if synced_step != step:
+                        sync(step)
                     logs["steps"] = step + 1
                     break
         finally:

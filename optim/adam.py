@@ -31,7 +31,7 @@ class Adam(Optimizer):
 
     def build(self, params):
         dtypes = {p.dtype for p in params}
-        if not params or len(dtypes) != 1 or any(not isinstance(p, np.ndarray) for p in params):
+        if not params or len(dtypes) != 1 or any(map(backend.is_gpu_array, params)):
             self._flat = None
             return super().build(params)
         # One flat zero array per slot name (and for the gradients and the work arrays);
