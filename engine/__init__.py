@@ -7,8 +7,9 @@ model = engine.load_model("model.npz")
 
 from engine import backend, callbacks, initializers, losses, metrics, utils
 from engine.backend import BackendUnavailableError
-from engine.model import NonFiniteLossError, NotCompiledError, Sequential
+from engine.model import Sequential
 from engine.saving import WeightFileError, WeightFileNotFoundError, load_model
+from engine.trainer import NonFiniteLossError, NotCompiledError
 
 __all__ = [
     "BackendUnavailableError",

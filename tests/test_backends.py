@@ -8,9 +8,8 @@ against the layers run one by one, which is what the GPU runs.
 import numpy as np
 import pytest
 
-from engine import backend, utils
+from engine import Sequential, backend, utils
 from engine.losses import SparseCategoricalCrossentropy
-from engine.model import Sequential
 from layers import Conv2D, Dense, Flatten, MaxPooling2D, conv_pool
 
 
