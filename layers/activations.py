@@ -120,7 +120,8 @@ class Activation(Layer):
 
     def forward(self, x, training=False):
         y = self.activation.forward(x)
-        self._y = y if training else None
+        if training:  # an inference call in between leaves what backward needs
+            self._y = y
         return y
 
     def backward(self, dy):

@@ -132,7 +132,8 @@ class Conv2D(Layer):
         if self.use_bias:
             out += self.params["bias"]  # in place on the product's fresh output
         y = self.activation.forward(out, inplace=True).reshape(n, *self._out_hw, self.filters)
-        self._cache = (cols, x.shape, y) if training else None
+        if training:  # an inference call in between leaves what backward needs
+            self._cache = (cols, x.shape, y)
         return y
 
     def backward(self, dy, input_gradient=True):

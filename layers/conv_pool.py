@@ -99,7 +99,8 @@ class ConvPool2x2:
         zmax = maxpool.max_of_quarters(z)
         y = zmax + conv.params["bias"] if conv.use_bias else zmax.copy()
         y = conv.activation.forward(y, inplace=True)
-        self._cache = (patches, z, zmax, y, x.shape, padded.shape) if training else None
+        if training:  # an inference call in between leaves what backward needs
+            self._cache = (patches, z, zmax, y, x.shape, padded.shape)
         return y.reshape(n, ph, pw, f)
 
     def backward(self, dy, input_gradient=True):

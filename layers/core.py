@@ -15,7 +15,8 @@ class Flatten(Layer):
         return (math.prod(utils.standardize_shape(input_shape)),)
 
     def forward(self, x, training=False):
-        self._x_shape = x.shape
+        if training:  # an inference call in between leaves what backward needs
+            self._x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
@@ -67,7 +68,8 @@ class Dense(Layer):
         if self.use_bias:
             out += self.params["bias"]
         y = self.activation.forward(out, inplace=True)
-        self._cache = (x, y) if training else None
+        if training:  # an inference call in between leaves what backward needs
+            self._cache = (x, y)
         return y
 
     # training never needs the gradient of the model's input: Sequential asks the first

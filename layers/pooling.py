@@ -51,7 +51,8 @@ class MaxPooling2D(Layer):
     def forward(self, x, training=False):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         y, saved = maxpool.max_pool_forward(x, ph, pw, sh, sw, self._pads, for_backward=training)
-        self._cache = (saved, x.shape) if training else None
+        if training:  # an inference call in between leaves what backward needs
+            self._cache = (saved, x.shape)
         return y
 
     def backward(self, dy):

@@ -91,6 +91,36 @@ def test_activation_layer_gradients(backend_name, rng, make):
     check_layer_gradients(layer, device_input((2, 3, 4), rng), rng)
 
 
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: Conv2D(3, 3, strides=2, padding="same", activation="relu"), (7, 6, 2)),
+        (lambda: MaxPooling2D(3, strides=2), (7, 7, 2)),
+        (lambda: MaxPooling2D(2), (6, 6, 2)),
+        (lambda: Dense(4, activation="tanh"), (5,)),
+        (Flatten, (3, 2, 4)),
+        (ReLU, (3, 4)),
+    ],
+)
+def test_an_inference_call_between_forward_and_backward_changes_nothing(
+    backend_name, rng, make, shape
+):
+    """A prediction (another batch size) between a training forward and its backward:
+    the backward still belongs to the training forward."""
+    layer = make()
+    layer.build(shape)
+    x = device_input((3, *shape), rng)
+    y = layer.forward(x, training=True)
+    dy = device_input(y.shape, rng)
+    expected_dx = backend.to_numpy(layer.backward(dy))
+    expected = {name: backend.to_numpy(g) for name, g in layer.grads.items()}
+    layer.forward(x, training=True)
+    layer.forward(device_input((5, *shape), rng))
+    np.testing.assert_array_equal(backend.to_numpy(layer.backward(dy)), expected_dx)
+    for name, g in layer.grads.items():
+        np.testing.assert_array_equal(backend.to_numpy(g), expected[name])
+
+
 def _loss_inputs(loss, rng):
     """(y_true, y_pred) in each loss's domain, away from its clipping edges."""
     n, k = 4, 5
