@@ -1,0 +1,152 @@
+"""The CPU's fused Conv2D + 2x2 max pooling step (layers/conv_pool.py) against the two
+layers run one by one, and against central differences: it is what every CPU training
+step of the tutorial network runs."""
+
+import numpy as np
+import pytest
+
+from layers import Conv2D, Dense, MaxPooling2D, conv_pool
+from tests.gradient_check import numerical_gradient, relative_error
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+CASES = [
+    # filters, kernel, strides, padding, input (H, W, C), activation, use_bias
+    (4, (3, 3), (1, 1), "valid", (8, 8, 1), "relu", True),  # the tutorial's first layer
+    (3, (3, 3), (1, 1), "valid", (9, 9, 3), "relu", True),  # odd map: last row/col dropped
+    (2, (2, 3), (1, 2), "valid", (7, 9, 2), None, True),  # non-square kernel and strides
+    (3, (3, 3), (2, 2), "same", (9, 8, 2), "relu", False),  # asymmetric 'same' padding
+    (2, (3, 3), (1, 1), (1, 2), (5, 6, 2), "linear", True),  # explicit padding
+    (2, (1, 1), (1, 1), "valid", (4, 6, 3), "relu", True),
+]
+
+
+def _pair(filters, kernel, strides, padding, shape, activation, use_bias, rng):
+    conv = Conv2D(
+        filters, kernel, strides=strides, padding=padding, activation=activation, use_bias=use_bias
+    )
+    conv.build(shape)
+    if use_bias:
+        conv.params["bias"][...] = rng.standard_normal(filters) * 0.3
+    pool = MaxPooling2D(2)
+    pool.build(conv.output_shape(shape))
+    return conv, pool
+
+
+def _layer_by_layer(conv, pool, x, dy):
+    y = pool.forward(conv.forward(x, training=True), training=True)
+    dx = conv.backward(pool.backward(dy))
+    return y, dx, {name: g.copy() for name, g in conv.grads.items()}
+
+
+def _fused(conv, pool, x, dy):
+    step = conv_pool.ConvPool2x2(conv, pool)
+    y = step.forward(x, training=True)
+    dx = step.backward(dy)
+    return y, dx, {name: g.copy() for name, g in conv.grads.items()}
+
+
+@pytest.mark.parametrize("filters, kernel, strides, padding, shape, activation, use_bias", CASES)
+def test_fused_step_equals_the_two_layers(
+    rng, filters, kernel, strides, padding, shape, activation, use_bias
+):
+    conv, pool = _pair(filters, kernel, strides, padding, shape, activation, use_bias, rng)
+    assert conv_pool.can_fuse(conv, pool)
+    x = rng.standard_normal((3, *shape))
+    dy = rng.standard_normal((3, *pool.output_shape(conv.output_shape(shape))))
+    y, dx, grads = _fused(conv, pool, x, dy)
+    y_ref, dx_ref, grads_ref = _layer_by_layer(conv, pool, x, dy)
+    assert y.shape == y_ref.shape and dx.shape == dx_ref.shape == x.shape
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-13)
+    assert grads.keys() == grads_ref.keys() == conv.params.keys()
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+def test_ties_go_to_the_first_maximum_as_in_max_pooling(rng, activation):
+    """Small integers make exact ties everywhere (and zero pre-activations for ReLU):
+    the fused step must route each window's gradient exactly as MaxPooling2D does."""
+    conv, pool = _pair(2, (2, 2), (1, 1), "valid", (7, 7, 1), activation, True, rng)
+    conv.params["kernel"][...] = rng.integers(-1, 2, conv.params["kernel"].shape)
+    conv.params["bias"][...] = [0.0, 1.0]
+    x = rng.integers(0, 2, (4, 7, 7, 1)).astype(np.float64)
+    dy = rng.standard_normal((4, 3, 3, 2))
+    y, dx, grads = _fused(conv, pool, x, dy)
+    y_ref, dx_ref, grads_ref = _layer_by_layer(conv, pool, x, dy)
+    z = conv.forward(x)  # with many ties, or this test would prove nothing
+    windows = z[:, :6, :6].reshape(4, 3, 2, 3, 2, 2)
+    assert (windows == windows.max(axis=(2, 4), keepdims=True)).sum(axis=(2, 4)).max() > 1
+    np.testing.assert_array_equal(y, y_ref)
+    # A gradient routed to another tied position would move whole values, not rounding.
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-13)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-12, atol=1e-13)
+
+
+def test_fused_gradients_match_central_differences(rng):
+    conv, pool = _pair(3, (3, 3), (1, 1), "valid", (7, 6, 2), "relu", True, rng)
+    step = conv_pool.ConvPool2x2(conv, pool)
+    x = rng.standard_normal((2, 7, 6, 2))
+    dy = rng.standard_normal((2, 2, 2, 3))
+    step.forward(x, training=True)
+    dx = step.backward(dy)
+    analytic = {"input": dx, **{name: g.copy() for name, g in conv.grads.items()}}
+
+    def scalar():
+        return float((step.forward(x) * dy).sum())
+
+    for name, array in [("input", x), *conv.params.items()]:
+        numeric = numerical_gradient(scalar, array)
+        assert relative_error(analytic[name], numeric) < 1e-7, name
+
+
+def test_a_prediction_between_forward_and_backward_changes_nothing(rng):
+    conv, pool = _pair(3, (3, 3), (1, 1), "valid", (8, 8, 2), "relu", True, rng)
+    step = conv_pool.ConvPool2x2(conv, pool)
+    x, other = rng.standard_normal((2, 3, 8, 8, 2))
+    dy = rng.standard_normal((3, 3, 3, 3))
+    step.forward(x, training=True)
+    expected_dx = step.backward(dy)
+    expected = {name: g.copy() for name, g in conv.grads.items()}
+    step.forward(x, training=True)
+    step.forward(other)  # inference has buffers of its own
+    np.testing.assert_array_equal(step.backward(dy), expected_dx)
+    for name, g in conv.grads.items():
+        np.testing.assert_array_equal(g, expected[name])
+
+
+def test_backward_without_input_gradient_returns_none_and_fills_grads(rng):
+    conv, pool = _pair(2, (3, 3), (1, 1), "valid", (6, 6, 1), "relu", True, rng)
+    step = conv_pool.ConvPool2x2(conv, pool)
+    x = rng.standard_normal((2, 6, 6, 1))
+    dy = rng.standard_normal((2, 2, 2, 2))
+    step.forward(x, training=True)
+    full = step.backward(dy)
+    expected = {name: g.copy() for name, g in conv.grads.items()}
+    step.forward(x, training=True)
+    assert full is not None and step.backward(dy, input_gradient=False) is None
+    for name, g in conv.grads.items():
+        np.testing.assert_array_equal(g, expected[name])
+    with pytest.raises(RuntimeError, match="forward"):
+        step.backward(dy)  # each forward serves one backward
+
+
+@pytest.mark.parametrize(
+    "conv, pool",
+    [
+        (Conv2D(2, 3, activation="sigmoid"), MaxPooling2D(2)),  # does not commute with max
+        (Conv2D(2, 3, activation="tanh"), MaxPooling2D(2)),  # monotone, but not in _MONOTONE
+        (Conv2D(2, 3), MaxPooling2D(3)),
+        (Conv2D(2, 3), MaxPooling2D(2, strides=1)),
+        (Conv2D(2, 3), MaxPooling2D(2, padding="same")),
+        (Dense(2), MaxPooling2D(2)),
+    ],
+)
+def test_only_what_the_fused_step_computes_exactly_is_fused(conv, pool):
+    shape = (7, 7, 2) if isinstance(conv, Conv2D) else (4,)
+    conv.build(shape)
+    pool.build(conv.output_shape(shape) if isinstance(conv, Conv2D) else (5, 5, 2))
+    assert not conv_pool.can_fuse(conv, pool)
+    assert conv_pool.fuse([conv, pool]) == [conv, pool]
