@@ -108,3 +108,39 @@ def test_the_emulated_cupy_refuses_what_cupy_refuses():
     cols = fake.empty((4, 9), dtype=np.float32)  # x is float64: T disagrees
     with pytest.raises(TypeError, match="float64"):
         kernel(x, 4, 4, 1, 3, 3, 1, 1, 0, 0, 2, 2, cols)
+
+
+def test_a_model_saved_on_any_backend_resumes_on_the_cpu_as_it_would_have_there(
+    backend_name, float64, tmp_path
+):
+    """Weights and optimizer state go through model.save from the device and back: the
+    file loaded on the CPU holds the same state, and one more epoch from it matches one
+    more epoch of the model that stayed (on its backend) to float64 rounding."""
+    import engine
+
+    rng = np.random.default_rng(3)
+    x = rng.random((24, 12, 12, 2))
+    y = rng.integers(0, 3, 24)
+    utils.set_random_seed(0)
+    model = Sequential(
+        [
+            Conv2D(3, 3, activation="relu", input_shape=(12, 12, 2)),
+            MaxPooling2D(2),
+            Flatten(),
+            Dense(3),
+        ]
+    )
+    model.compile("adam", SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=8, epochs=1, seed=0, verbose=0)
+    model.save(tmp_path / "model.npz")
+    model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, seed=0, verbose=0)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backend, "_name", "numpy")
+        loaded = engine.load_model(tmp_path / "model.npz")
+        assert loaded.optimizer.iterations == 3
+        loaded.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, seed=0, verbose=0)
+        resumed = [backend.to_numpy(w) for w in loaded.get_weights()]
+    assert model.optimizer.iterations == loaded.optimizer.iterations == 6
+    for w, r in zip(model.get_weights(), resumed, strict=True):
+        np.testing.assert_allclose(backend.to_numpy(w), r, rtol=1e-9, atol=1e-12)
