@@ -85,49 +85,49 @@ def test_ties_go_to_the_first_maximum_as_in_max_pooling(rng, activation):
         np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-12, atol=1e-13)
 
 
-def test_fused_gradients_match_central_differences(rng):
-    conv, pool = _pair(3, (3, 3), (1, 1), "valid", (7, 6, 2), "relu", True, rng)
-    step = conv_pool.ConvPool2x2(conv, pool)
-    x = rng.standard_normal((2, 7, 6, 2))
-    dy = rng.standard_normal((2, 2, 2, 3))
+def _relu_step(rng, shape, filters, batch):
+    """A fused 3x3 relu step on ``shape`` inputs, a batch for it and an output gradient."""
+    conv, pool = _pair(filters, (3, 3), (1, 1), "valid", shape, "relu", True, rng)
+    x = rng.standard_normal((batch, *shape))
+    dy = rng.standard_normal((batch, *pool.output_shape(conv.output_shape(shape))))
+    return conv_pool.ConvPool2x2(conv, pool), x, dy
+
+
+def _gradients(step, x, dy, **backward_options):
+    """(dx, copies of the conv's grads) of one training forward and backward."""
     step.forward(x, training=True)
-    dx = step.backward(dy)
-    analytic = {"input": dx, **{name: g.copy() for name, g in conv.grads.items()}}
+    dx = step.backward(dy, **backward_options)
+    return dx, {name: g.copy() for name, g in step.conv.grads.items()}
+
+
+def test_fused_gradients_match_central_differences(rng):
+    step, x, dy = _relu_step(rng, (7, 6, 2), filters=3, batch=2)
+    dx, grads = _gradients(step, x, dy)
 
     def scalar():
         return float((step.forward(x) * dy).sum())
 
-    for name, array in [("input", x), *conv.params.items()]:
+    for name, array in [("input", x), *step.conv.params.items()]:
         numeric = numerical_gradient(scalar, array)
-        assert relative_error(analytic[name], numeric) < 1e-7, name
+        assert relative_error(dx if name == "input" else grads[name], numeric) < 1e-7, name
 
 
 def test_a_prediction_between_forward_and_backward_changes_nothing(rng):
-    conv, pool = _pair(3, (3, 3), (1, 1), "valid", (8, 8, 2), "relu", True, rng)
-    step = conv_pool.ConvPool2x2(conv, pool)
-    x, other = rng.standard_normal((2, 3, 8, 8, 2))
-    dy = rng.standard_normal((3, 3, 3, 3))
+    step, x, dy = _relu_step(rng, (8, 8, 2), filters=3, batch=3)
+    expected_dx, expected = _gradients(step, x, dy)
     step.forward(x, training=True)
-    expected_dx = step.backward(dy)
-    expected = {name: g.copy() for name, g in conv.grads.items()}
-    step.forward(x, training=True)
-    step.forward(other)  # inference has buffers of its own
+    step.forward(rng.standard_normal((5, 8, 8, 2)))  # inference has buffers of its own
     np.testing.assert_array_equal(step.backward(dy), expected_dx)
-    for name, g in conv.grads.items():
+    for name, g in step.conv.grads.items():
         np.testing.assert_array_equal(g, expected[name])
 
 
 def test_backward_without_input_gradient_returns_none_and_fills_grads(rng):
-    conv, pool = _pair(2, (3, 3), (1, 1), "valid", (6, 6, 1), "relu", True, rng)
-    step = conv_pool.ConvPool2x2(conv, pool)
-    x = rng.standard_normal((2, 6, 6, 1))
-    dy = rng.standard_normal((2, 2, 2, 2))
-    step.forward(x, training=True)
-    full = step.backward(dy)
-    expected = {name: g.copy() for name, g in conv.grads.items()}
-    step.forward(x, training=True)
-    assert full is not None and step.backward(dy, input_gradient=False) is None
-    for name, g in conv.grads.items():
+    step, x, dy = _relu_step(rng, (6, 6, 1), filters=2, batch=2)
+    full, expected = _gradients(step, x, dy)
+    dx, grads = _gradients(step, x, dy, input_gradient=False)
+    assert full is not None and dx is None
+    for name, g in grads.items():
         np.testing.assert_array_equal(g, expected[name])
     with pytest.raises(RuntimeError, match="forward"):
         step.backward(dy)  # each forward serves one backward
