@@ -74,8 +74,8 @@ def max_of_quarters(quarters):
 
 def route_to_first_max(dy, quarters, y, out):
     """For k = 0..3 write out[k] = dy where quarters[k] holds its window's maximum y, else
-    0, and yield k; on a tie only the first such k (OFFSETS_2X2 order) gets dy. ``out``
-    are four distinct arrays like y (not overlapping dy); out[k] is final when k is yielded.
+    0; on a tie only the first such k (OFFSETS_2X2 order) gets dy. ``out`` are four
+    distinct arrays like y (not overlapping dy), written in place.
 
     The gradient not routed yet is kept in out[3]: it starts as dy, each earlier quarter
     takes its share (dy or 0, so the subtractions are exact) and what is left belongs to
@@ -90,8 +90,6 @@ def route_to_first_max(dy, quarters, y, out):
         np.equal(quarters[k], y, out=hit)
         np.multiply(dy if k == 0 else rest, hit, out=out[k])
         np.subtract(dy if k == 0 else rest, out[k], out=rest)
-        yield k
-    yield len(out) - 1
 
 
 def _forward_2x2_cpu(x):
@@ -104,8 +102,7 @@ def _backward_2x2_cpu(dy, x, y):
     # route_to_first_max writes every element of an even-sized input; an odd edge stays zero.
     even = (h, w) == (2 * oh, 2 * ow)
     dx = (np.empty_like if even else np.zeros_like)(x, dtype=dy.dtype)
-    for _ in route_to_first_max(dy, _quarters(x, oh, ow), y, _quarters(dx, oh, ow)):
-        pass  # each quarter of dx is written in place
+    route_to_first_max(dy, _quarters(x, oh, ow), y, _quarters(dx, oh, ow))
     return dx
 
 

@@ -115,8 +115,7 @@ class ConvPool2x2:
         n, ph, pw, f = dy.shape
         g = conv.activation.backward(dy.reshape(-1, f), y)  # on the pooled map
         dz = self._workspace.get("dz", z.shape, g.dtype, np)
-        for _ in maxpool.route_to_first_max(g, z, zmax, dz):
-            pass  # each quadrant of dz is written in place
+        maxpool.route_to_first_max(g, z, zmax, dz)  # each quadrant of dz, in place
         kernel = conv.params["kernel"]
         conv.grads["kernel"] = (patches.T @ dz.reshape(-1, f)).reshape(kernel.shape)
         if conv.use_bias:
