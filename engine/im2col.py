@@ -47,9 +47,9 @@ def pad_cpu(x, pads):
 
 
 def _im2col_cpu(x, kh, kw, sh, sw, pads, out):
+    oh, ow = _output_hw(x.shape, kh, kw, sh, sw, pads)
     x = pad_cpu(x, pads)
     n, h, w, c = x.shape
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
     if out is None:
         out = np.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
     if c == 1:
@@ -143,10 +143,11 @@ def add_input_gradient_cpu(dx, dy, kernel, sh, sw, workspace):
     kh, kw, c, f = kernel.shape
     oh, ow = _output_hw(dx.shape, kh, kw, sh, sw, (0, 0, 0, 0))
     block = workspace.get("dcols", (dy.shape[0], c), dy.dtype, np)
-    for ky in range(kh):
-        for kx in range(kw):
-            np.matmul(dy, kernel[ky, kx].T, out=block)
-            dx[:, _taps(ky, sh, oh), _taps(kx, sw, ow), :] += block.reshape(dx.shape[0], oh, ow, c)
+
+    def offset_block(ky, kx):
+        return np.matmul(dy, kernel[ky, kx].T, out=block).reshape(dx.shape[0], oh, ow, c)
+
+    _add_offsets_cpu(dx, offset_block, kh, kw, sh, sw, oh, ow)
 
 
 # Gather style: each thread writes one output element and reads what it needs,
@@ -197,9 +198,9 @@ _GPU_SOURCES = {
 
 def _im2col_gpu(x, kh, kw, sh, sw, pads, out):
     cupy = backend._import_cupy()
-    top, bottom, left, right = pads
+    top, _, left, _ = pads
     n, h, w, c = x.shape
-    oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+    oh, ow = _output_hw(x.shape, kh, kw, sh, sw, pads)
     cols = cupy.empty((n * oh * ow, kh * kw * c), dtype=x.dtype) if out is None else out
     backend.elementwise_kernel("xpcnn_im2col", _GPU_SOURCES["im2col"])(
         cupy.ascontiguousarray(x), h, w, c, kh, kw, sh, sw, top, left, oh, ow, cols
@@ -209,9 +210,9 @@ def _im2col_gpu(x, kh, kw, sh, sw, pads, out):
 
 def _col2im_gpu(cols, x_shape, kh, kw, sh, sw, pads):
     cupy = backend._import_cupy()
-    top, bottom, left, right = pads
+    top, _, left, _ = pads
     n, h, w, c = x_shape
-    oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+    oh, ow = _output_hw(x_shape, kh, kw, sh, sw, pads)
     dx = cupy.empty((n, h, w, c), dtype=cols.dtype)
     backend.elementwise_kernel("xpcnn_col2im", _GPU_SOURCES["col2im"])(
         cupy.ascontiguousarray(cols), h, w, c, kh, kw, sh, sw, top, left, oh, ow, dx
