@@ -165,20 +165,14 @@ class Trainer:
             only the CPU guarantee is tested.
         """
         self._require_compiled("fit")
-        batch_size = _positive_int(batch_size, "batch_size")
-        epochs = _positive_int(epochs, "epochs")
-        if (
-            isinstance(initial_epoch, bool)
-            or not isinstance(initial_epoch, (int, np.integer))
-            or not 0 <= initial_epoch < epochs
-        ):
+        batch_size = utils.positive_int(batch_size, "batch_size")
+        epochs = utils.positive_int(epochs, "epochs")
+        if not utils.is_int(initial_epoch) or not 0 <= initial_epoch < epochs:
             raise ValueError(
                 f"initial_epoch must be an int in [0, epochs={epochs}), got {initial_epoch!r}."
             )
         initial_epoch = int(initial_epoch)
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-        ):
+        if seed is not None and (not utils.is_int(seed) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
         x = self._check_x(x, "fit")
         self._check_y(y, len(x), "fit", x.shape[1:])
@@ -382,7 +376,7 @@ class Trainer:
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]."""
         self._require_compiled("evaluate")
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = utils.positive_int(batch_size, "batch_size")
         x = self._check_x(x, "evaluate")
         self._check_y(y, len(x), "evaluate", x.shape[1:])
         self._build_for(x)
@@ -409,7 +403,7 @@ class Trainer:
 
     def predict(self, x, batch_size=32, verbose=0):
         """The model's outputs as a NumPy array, computed batch by batch."""
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = utils.positive_int(batch_size, "batch_size")
         x = self._check_x(x, "predict")
         self._build_for(x)
         outputs = [
@@ -550,12 +544,6 @@ class _InterruptFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{what} must be a positive int, got {value!r}.")
-    return int(value)
 
 
 def _callback_list(callbacks):

@@ -10,10 +10,22 @@ _rng = np.random.default_rng()
 _name_counts = defaultdict(int)
 
 
+def is_int(value):
+    """True for a Python or NumPy integer, never for a bool (which Python counts as an int)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def positive_int(value, what):
+    """``value`` as an int, or ValueError "<what> must be a positive int, got ..."."""
+    if not is_int(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive int, got {value!r}.")
+    return int(value)
+
+
 def set_random_seed(seed):
     """Seed weight initialisation (and Python's and NumPy's global RNGs), as keras.utils."""
     global _rng
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
@@ -40,13 +52,9 @@ def unique_name(base):
 
 def as_pair(value, what):
     """An int or a pair of positive ints -> a pair (kernel sizes, strides, pool sizes)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         pair = (int(value), int(value))
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
-    ):
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(is_int, value)):
         pair = (int(value[0]), int(value[1]))
     else:
         raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}.")
@@ -63,8 +71,6 @@ def standardize_shape(shape, what="input_shape"):
         raise ValueError(f"{what} must be a tuple of ints, got {shape!r}.") from None
     if shape and shape[0] is None:
         shape = shape[1:]
-    if not shape or not all(
-        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape
-    ):
+    if not shape or not all(is_int(d) and d > 0 for d in shape):
         raise ValueError(f"{what} must be a non-empty tuple of positive ints, got {shape!r}.")
     return tuple(int(d) for d in shape)

@@ -1,7 +1,5 @@
 """Conv2D: im2col + one matrix product forward, col2im backward (channels-last)."""
 
-import numbers
-
 from engine import backend, im2col, initializers, utils
 from engine.workspace import Workspace
 from layers import activations
@@ -72,9 +70,7 @@ class Conv2D(Layer):
         name=None,
     ):
         super().__init__(name=name, input_shape=input_shape)
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters <= 0:
-            raise ValueError(f"Conv2D filters must be a positive int, got {filters!r}.")
-        self.filters = int(filters)
+        self.filters = utils.positive_int(filters, "Conv2D filters")
         self.kernel_size = utils.as_pair(kernel_size, "Conv2D kernel_size")
         self.strides = utils.as_pair(strides, "Conv2D strides")
         self.padding = standardize_padding(padding)

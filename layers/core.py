@@ -1,7 +1,6 @@
 """Dense and Flatten."""
 
 import math
-import numbers
 
 from engine import initializers, utils
 from layers import activations
@@ -37,9 +36,7 @@ class Dense(Layer):
         name=None,
     ):
         super().__init__(name=name, input_shape=input_shape)
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-            raise ValueError(f"Dense units must be a positive int, got {units!r}.")
-        self.units = int(units)
+        self.units = utils.positive_int(units, "Dense units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         for initializer in (kernel_initializer, bias_initializer):
