@@ -218,7 +218,7 @@ def load_model(path):
     from engine.model import Sequential
 
     # The layers a model file may name: the public layer classes, never the abstract base.
-    layer_names = [name for name in layers.__all__ if name != "Layer"]
+    layer_classes = {name: getattr(layers, name) for name in layers.__all__ if name != "Layer"}
     path = _as_path(path)
     config, arrays = _read(path)
     if config.get("kind") != "model":
@@ -228,15 +228,9 @@ def load_model(path):
     try:
         stack = []
         for entry in config["model"]["layers"]:
-            name = entry["class_name"]
-            cls = getattr(layers, name, None) if name in layer_names else None
-            if not (isinstance(cls, type) and issubclass(cls, layers.Layer)):
-                raise WeightFileError(
-                    f"{path!r} names an unknown layer {name!r}; "
-                    f"expected one of {', '.join(layer_names)}."
-                )
+            cls = _known(path, "layer", entry["class_name"], layer_classes)
             if not isinstance(entry["config"], dict):
-                raise TypeError(f"the config of layer {name!r} is not a mapping")
+                raise TypeError(f"the config of layer {cls.__name__!r} is not a mapping")
             layer_config = dict(entry["config"])
             layer_config.pop("name", None)  # fresh names avoid clashes with layers already made
             stack.append(cls(**layer_config))
