@@ -1,7 +1,7 @@
 """Where a training step's time goes: per layer forward and backward, loss, optimizer, rest.
 
-Wraps the forward/backward of each step Sequential runs (a layer, or a Conv2D and its
-max pooling fused: layers/conv_pool.py), the loss and the optimizer of the tutorial network
+Wraps the forward/backward of each step the model's plan runs (a layer, or a Conv2D and
+its max pooling fused: layers/conv_pool.py), the loss and the optimizer of the tutorial network
 with timers, trains ``--images`` real MNIST images through ``model.fit`` and prints
 milliseconds per step for each part (the "rest" is fit's own loop: batching, metrics).
 
@@ -21,7 +21,6 @@ from compare_torch import load_mnist  # noqa: E402
 from tutorial import tutorial_model  # noqa: E402
 
 from engine import backend  # noqa: E402
-from layers import conv_pool  # noqa: E402
 
 
 def _timed(fn, totals, key):
@@ -40,10 +39,10 @@ def _one_run(x, y, batch, images, warmup):
     model.fit(x[:warmup], y[:warmup], batch_size=batch, epochs=1, verbose=0, seed=0)
     totals = defaultdict(float)
     # The steps fit runs: layers, or fused Conv2D + pooling pairs (layers/conv_pool.py).
-    for i, step in enumerate(model._steps()):
-        name = f"{i} {type(step).__name__}"
-        step.forward = _timed(step.forward, totals, f"{name} forward")
-        step.backward = _timed(step.backward, totals, f"{name} backward")
+    for i, step in enumerate(model._plan().steps):
+        name = f"{i} {type(step.layer).__name__}"
+        step.layer.forward = _timed(step.layer.forward, totals, f"{name} forward")
+        step.layer.backward = _timed(step.layer.backward, totals, f"{name} backward")
     model.loss.value_and_gradient = _timed(model.loss.value_and_gradient, totals, "loss")
     model.optimizer.apply = _timed(model.optimizer.apply, totals, "optimizer (Adam)")
     start = time.perf_counter()
@@ -73,7 +72,7 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).parents[2] / "shared/data"))
     args = parser.parse_args()
     backend.set_backend("numpy")
-    conv_pool.ENABLED = not args.unfused
+    backend.set_fusion(not args.unfused)
     x, y = load_mnist(args.data)
     for batch in args.batch:
         profile(x, y, batch, args.images, args.repeats)

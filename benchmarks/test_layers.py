@@ -1,9 +1,11 @@
 """Forward and backward of each layer of the tutorial network, per backend and batch size.
 
-The first convolution's backward skips the input gradient, as in training (Sequential
-never asks the first layer for it). The 'fused' cases are what Sequential runs on the
-CPU for a Conv2D followed by 2x2 max pooling (layers/conv_pool.py); the GPU runs the
-layers one by one, so they skip there.
+Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
+that backward follows, with scratch buffers kept from call to call. The first
+convolution's backward skips the input gradient, as in training (a model never asks its
+first layer for it). The 'fused' cases are what the fusion pass runs on the CPU for a
+Conv2D followed by 2x2 max pooling (layers/conv_pool.py); the GPU runs the layers one by
+one, so they skip there.
 """
 
 import numpy as np
@@ -11,6 +13,8 @@ import pytest
 from timing import BATCHES, run_timed
 
 from engine import backend
+from engine.context import Context
+from engine.workspace import Workspace
 from layers import Conv2D, Dense, Flatten, MaxPooling2D
 from layers.conv_pool import ConvPool2x2
 
@@ -36,7 +40,7 @@ def _build(name, input_shape):
     if name in FUSED:
         conv, pool = Conv2D(FUSED[name][0], 3, activation="relu"), MaxPooling2D(2)
         conv.build(input_shape)
-        pool.build(conv.output_shape(input_shape))
+        pool.build(conv.compute_output_shape(input_shape))
         return ConvPool2x2(conv, pool)
     layer = LAYERS[name][0]()
     layer.build(input_shape)
@@ -56,13 +60,22 @@ def _case(name, batch, bench_backend):
     return _build(name, shape), _input(batch, shape)
 
 
+def _contexts(first=False):
+    """Training contexts sharing one workspace, as one node of a model's plan has."""
+    workspace = Workspace()
+    return lambda: Context(
+        training=True, for_backward=True, needs_input_grad=(not first,), workspace=workspace
+    )
+
+
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("name", [*LAYERS, *FUSED])
 def test_forward(benchmark, bench_backend, name, batch):
     layer, x = _case(name, batch, bench_backend)
+    context = _contexts()
     run_timed(
         benchmark,
-        lambda: layer.forward(x, training=True),
+        lambda: layer.forward(x, context()),
         group="layer",
         case=f"{name} forward",
         batch=batch,
@@ -74,14 +87,15 @@ def test_forward(benchmark, bench_backend, name, batch):
 @pytest.mark.parametrize("name", [*LAYERS, *FUSED])
 def test_backward(benchmark, bench_backend, name, batch):
     layer, x = _case(name, batch, bench_backend)
-    dy = _input(batch, layer.forward(x).shape[1:], seed=1)
+    dy = _input(batch, layer.forward(x, Context()).shape[1:], seed=1)
     first = name.startswith(FIRST)
-    kwargs = {"input_gradient": False} if first else {}
+    context = _contexts(first)
 
     def setup():
-        layer.forward(x, training=True)  # backward consumes what forward keeps
+        ctx = context()
+        layer.forward(x, ctx)  # backward consumes what forward keeps
         backend.synchronize()
-        return (dy,), kwargs
+        return (ctx, dy), {}
 
     run_timed(
         benchmark,

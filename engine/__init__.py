@@ -1,28 +1,61 @@
-"""xpcnn's engine: the backend switch, Sequential, losses, metrics, callbacks and data sets.
+"""xpcnn's engine, and the Keras namespace: a Keras program runs with its imports changed
+to ``import engine as keras`` or ``from engine import datasets, layers, models``.
 
-import engine
-from engine import Sequential, backend, losses
-model = engine.load_model("model.npz")
+    import engine
+    from engine import Input, Model, Sequential, layers
+    model = engine.load_model("model.npz")
+
+The names that need the layers (Model, Sequential, Input, layers, models, load_model,
+...) are imported on first use: the layers import the engine's core modules, so the
+engine cannot import them while it starts.
 """
 
-from engine import backend, callbacks, initializers, losses, metrics, utils
+import importlib
+
+from engine import backend, callbacks, config, initializers, losses, metrics, utils
 from engine.backend import BackendUnavailableError
-from engine.model import Sequential
-from engine.saving import WeightFileError, WeightFileNotFoundError, load_model
 from engine.trainer import NonFiniteLossError, NotCompiledError
+
+_LAZY = {
+    "Model": ("engine.model", "Model"),
+    "Sequential": ("engine.sequential", "Sequential"),
+    "Input": ("layers.input_layer", "Input"),
+    "InputLayer": ("layers.input_layer", "InputLayer"),
+    "load_model": ("engine.models", "load_model"),
+    "WeightFileError": ("engine.saving", "WeightFileError"),
+    "WeightFileNotFoundError": ("engine.saving", "WeightFileNotFoundError"),
+    "layers": ("engine.layers", None),
+    "models": ("engine.models", None),
+    "optimizers": ("engine.optimizers", None),
+    "datasets": ("engine.datasets", None),
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "BackendUnavailableError",
     "NonFiniteLossError",
     "NotCompiledError",
-    "Sequential",
-    "WeightFileError",
-    "WeightFileNotFoundError",
     "backend",
     "callbacks",
+    "config",
     "initializers",
-    "load_model",
     "losses",
     "metrics",
     "utils",
+    *_LAZY,
 ]

@@ -22,6 +22,7 @@ _cupy = None  # the cupy module once imported successfully, else None
 _cupy_error = None  # why importing CuPy or finding a device failed
 _name = "numpy"
 _floatx = "float32"
+_fusion = True
 
 
 def _import_cupy():
@@ -101,6 +102,41 @@ def set_floatx(dtype):
     if name not in FLOATX:
         raise ValueError(f"Unknown floatx {dtype!r}; expected one of {', '.join(FLOATX)}.")
     _floatx = name
+
+
+# -- policy: what the engine does differently per backend, decided here only ----------
+
+
+def set_fusion(enabled):
+    """Turn the fusion pass (engine/fusion.py) on or off; False runs every layer on its
+    own (to compare, or to debug a layer). On by default."""
+    global _fusion
+    _fusion = bool(enabled)
+
+
+def fusion_enabled():
+    return _fusion
+
+
+def keeps_training_data_on_device():
+    """On the GPU the training set moves to the device once; batches are gathered there."""
+    return _name == "cupy"
+
+
+def sync_interval():
+    """Training steps between reads of the loss and metrics on the host (each a device
+    sync): every step on the CPU, every 50th on the GPU, whose queue must stay full."""
+    return 1 if _name == "numpy" else 50
+
+
+def training_chunk_bytes():
+    """On the CPU a training batch goes forward and backward in pieces whose layer outputs
+    take at most this many bytes, so they stay in the caches (the figures are in
+    benchmarks/README.md); 0 (the GPU) keeps batches whole."""
+    return _CPU_CHUNK_BYTES if _name == "numpy" else 0
+
+
+_CPU_CHUNK_BYTES = 5 * 2**19
 
 
 def to_device(a, dtype=None):

@@ -36,9 +36,15 @@ def _softplus(x, xp):
 
 
 class Loss:
-    """Base class: ``compute`` gives the mean loss as a 0-d array (on the device)."""
+    """Base class: ``compute`` gives the mean loss as a 0-d array (on the device).
+
+    ``reduction`` says how per-sample losses become the loss: 'sum_over_batch_size' (the
+    mean, Keras's default) lets the CPU cut a batch into pieces whose gradients add up
+    exactly; a loss that is not such a mean sets None.
+    """
 
     name = None
+    reduction = "sum_over_batch_size"
 
     def __call__(self, y_true, y_pred):
         return float(backend.to_numpy(self.compute(y_true, y_pred)))

@@ -1,52 +1,274 @@
-"""Accuracy metrics, as counts of correct samples kept on the device.
+"""Metrics with Keras's names: stateful objects whose totals stay on the device.
 
-Each metric returns the number of correct predictions in a batch as a 0-d
-array, so fit can sum them on the GPU and synchronise once per epoch.
+    m = metrics.get("accuracy", loss)      # or SparseCategoricalAccuracy(), ...
+    m.update_state(y_true, y_pred)         # once per batch: device arithmetic only
+    m.result()                             # a 0-d device array; float() it to read it
+    m.reset_state()
+
+``result()`` is not read back to the host at every step: fit reads the metrics at its
+sync points only (every step on the CPU, every 50th on the GPU). The functions
+(sparse_categorical_accuracy, ...) return one value per sample, as Keras's do.
 """
 
-from engine import backend, losses
+import numpy as np
+
+from engine import backend, losses, utils
+
+# -- per-sample functions -----------------------------------------------------------
+
+
+def _labels(y_true, y_pred):
+    labels = backend.get_array_module(y_pred).asarray(y_true)
+    if labels.ndim == y_pred.ndim:
+        labels = labels[..., 0]
+    return labels
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    xp = backend.get_array_module(y_pred)
-    labels = xp.asarray(y_true)
-    if labels.ndim == y_pred.ndim:
-        labels = labels[..., 0]
-    return (y_pred.argmax(axis=-1) == labels).sum()
+    return (y_pred.argmax(axis=-1) == _labels(y_true, y_pred)).astype(y_pred.dtype)
 
 
 def categorical_accuracy(y_true, y_pred):
     xp = backend.get_array_module(y_pred)
-    return (y_pred.argmax(axis=-1) == xp.asarray(y_true).argmax(axis=-1)).sum()
+    return (y_pred.argmax(axis=-1) == xp.asarray(y_true).argmax(axis=-1)).astype(y_pred.dtype)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     xp = backend.get_array_module(y_pred)
     hits = (y_pred > threshold) == (xp.asarray(y_true) > threshold)
-    # Per sample, the mean over the last axis, as Keras's binary_accuracy.
-    return hits.mean(axis=-1).sum()
+    return hits.mean(axis=-1).astype(y_pred.dtype)  # the mean over the last axis, as Keras
+
+
+def _in_top_k(scores, labels, k):
+    """True where the label's score is among the k largest (ties count for the label)."""
+    xp = backend.get_array_module(scores)
+    rows = xp.arange(scores.shape[0])
+    label_scores = scores[rows, labels]
+    return (scores > label_scores[:, None]).sum(axis=-1) < k
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    k_scores = y_pred.reshape(-1, y_pred.shape[-1])
+    labels = _labels(y_true, y_pred).reshape(-1).astype(np.int64)
+    return _in_top_k(k_scores, labels, k).reshape(y_pred.shape[:-1]).astype(y_pred.dtype)
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    xp = backend.get_array_module(y_pred)
+    labels = xp.asarray(y_true).argmax(axis=-1)
+    return sparse_top_k_categorical_accuracy(labels, y_pred, k)
+
+
+def mean_squared_error(y_true, y_pred):
+    t = backend.get_array_module(y_pred).asarray(y_true, dtype=y_pred.dtype)
+    return ((y_pred - t) ** 2).mean(axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    xp = backend.get_array_module(y_pred)
+    return xp.abs(y_pred - xp.asarray(y_true, dtype=y_pred.dtype)).mean(axis=-1)
+
+
+# -- metric objects -------------------------------------------------------------------
+
+
+class Metric:
+    """Base class: update_state, result, reset_state, as keras.metrics.Metric."""
+
+    def __init__(self, name=None):
+        self.name = name or utils.snake_case(type(self).__name__)
+        self.reset_state()
+
+    def reset_state(self):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        raise NotImplementedError
+
+    def result(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given to update_state."""
+
+    def reset_state(self):
+        xp = backend.xp()
+        self.total = xp.zeros((), dtype=np.float64)
+        self.count = xp.zeros((), dtype=np.float64)
+
+    def update_state(self, values, sample_weight=None):
+        if sample_weight is None:
+            self.total += values.sum()
+            self.count += values.size
+            return
+        if isinstance(sample_weight, (int, float)):  # one weight for all: a batch's size
+            self.total += values.sum() * sample_weight
+            self.count += values.size * sample_weight
+            return
+        xp = backend.get_array_module(values)
+        weights = xp.broadcast_to(_per_sample(sample_weight, values), values.shape)
+        self.total += (values * weights).sum()
+        self.count += weights.sum()
+
+    def result(self):
+        xp = backend.get_array_module(self.total)
+        return xp.where(self.count > 0, self.total / xp.maximum(self.count, 1e-300), 0.0)
+
+
+def _per_sample(sample_weight, values):
+    """Sample weights (N,) shaped to broadcast against per-sample values (N, ...)."""
+    xp = backend.get_array_module(values)
+    w = xp.asarray(sample_weight, dtype=values.dtype)
+    return w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
+
+
+class MeanMetricWrapper(Mean):
+    """The mean over all samples of a per-sample function ``fn(y_true, y_pred)``."""
+
+    def __init__(self, fn, name=None, **fn_kwargs):
+        self.fn, self.fn_kwargs = fn, fn_kwargs
+        super().__init__(name=name or fn.__name__)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(self.fn(y_true, y_pred, **self.fn_kwargs), sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), **self.fn_kwargs}
+
+
+def _wrapper(fn, default_name, **defaults):
+    """A MeanMetricWrapper class for ``fn``, as Keras defines SparseCategoricalAccuracy etc."""
+
+    class Wrapped(MeanMetricWrapper):
+        def __init__(self, name=default_name, **kwargs):
+            super().__init__(fn, name=name, **{**defaults, **kwargs})
+
+    return Wrapped
+
+
+class SparseCategoricalAccuracy(
+    _wrapper(sparse_categorical_accuracy, "sparse_categorical_accuracy")
+):
+    """The fraction of samples whose largest score is at the integer label."""
+
+
+class CategoricalAccuracy(_wrapper(categorical_accuracy, "categorical_accuracy")):
+    """The fraction of samples whose largest score is at the one-hot label's position."""
+
+
+class BinaryAccuracy(_wrapper(binary_accuracy, "binary_accuracy", threshold=0.5)):
+    """The fraction of outputs on the same side of ``threshold`` as their targets."""
+
+
+class SparseTopKCategoricalAccuracy(
+    _wrapper(sparse_top_k_categorical_accuracy, "sparse_top_k_categorical_accuracy", k=5)
+):
+    """The fraction of samples whose label is among the k largest scores."""
+
+
+class TopKCategoricalAccuracy(
+    _wrapper(top_k_categorical_accuracy, "top_k_categorical_accuracy", k=5)
+):
+    """As SparseTopKCategoricalAccuracy, with one-hot labels."""
+
+
+class MeanSquaredError(_wrapper(mean_squared_error, "mean_squared_error")):
+    """The mean of (y_pred - y_true)^2."""
+
+
+class MeanAbsoluteError(_wrapper(mean_absolute_error, "mean_absolute_error")):
+    """The mean of |y_pred - y_true|."""
+
+
+class _Confusion(Metric):
+    """True/false positive counts of binary outputs (y_pred > threshold is a positive)."""
+
+    def __init__(self, thresholds=None, name=None):
+        threshold = 0.5 if thresholds is None else thresholds
+        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(
+                f"{type(self).__name__} takes one threshold in [0, 1], got {thresholds!r}."
+            )
+        self.threshold = float(threshold)
+        super().__init__(name=name)
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.threshold}
+
+    def reset_state(self):
+        xp = backend.xp()
+        self.true_positives = xp.zeros((), dtype=np.float64)
+        self.false_positives = xp.zeros((), dtype=np.float64)
+        self.false_negatives = xp.zeros((), dtype=np.float64)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        xp = backend.get_array_module(y_pred)
+        truth = xp.asarray(y_true).reshape(y_pred.shape) > 0.5
+        predicted = y_pred > self.threshold
+        w = 1.0 if sample_weight is None else _per_sample(sample_weight, y_pred)
+        self.true_positives += (w * (truth & predicted)).sum()
+        self.false_positives += (w * (~truth & predicted)).sum()
+        self.false_negatives += (w * (truth & ~predicted)).sum()
+
+    def _ratio(self, part, other):
+        xp = backend.get_array_module(part)
+        total = part + other
+        return xp.where(total > 0, part / xp.maximum(total, 1e-300), 0.0)
+
+
+class Precision(_Confusion):
+    """true positives / predicted positives."""
+
+    def result(self):
+        return self._ratio(self.true_positives, self.false_positives)
+
+
+class Recall(_Confusion):
+    """true positives / actual positives."""
+
+    def result(self):
+        return self._ratio(self.true_positives, self.false_negatives)
 
 
 METRICS = {
-    "sparse_categorical_accuracy": sparse_categorical_accuracy,
-    "categorical_accuracy": categorical_accuracy,
-    "binary_accuracy": binary_accuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "categorical_accuracy": CategoricalAccuracy,
+    "binary_accuracy": BinaryAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "mean_squared_error": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "precision": Precision,
+    "recall": Recall,
 }
+ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
-def get(identifier, loss):
-    """(name, function) for a metric name; 'accuracy'/'acc' picks the variant matching the loss."""
+def get(identifier, loss=None):
+    """A Metric from an instance or a Keras name; 'accuracy'/'acc' picks the variant that
+    matches the loss (sparse labels, one-hot labels, or binary outputs), named 'accuracy'."""
+    if isinstance(identifier, Metric):
+        return identifier
     if not isinstance(identifier, str):
-        raise ValueError(f"Metrics are given by name, got {identifier!r}.")
+        raise ValueError(f"Metrics are given by name or as Metric objects, got {identifier!r}.")
     name = identifier.lower()
     if name in ("accuracy", "acc"):
         if isinstance(loss, losses.SparseCategoricalCrossentropy):
-            return "accuracy", sparse_categorical_accuracy
+            return SparseCategoricalAccuracy(name="accuracy")
         if isinstance(loss, losses.BinaryCrossentropy):
-            return "accuracy", binary_accuracy
-        return "accuracy", categorical_accuracy
-    if name in METRICS:
-        return name, METRICS[name]
+            return BinaryAccuracy(name="accuracy")
+        return CategoricalAccuracy(name="accuracy")
+    key = ALIASES.get(name, name)
+    if key in METRICS:
+        return METRICS[key](name=name)
     raise ValueError(
-        f"Unknown metric {identifier!r}; expected one of accuracy, {', '.join(METRICS)}."
+        f"Unknown metric {identifier!r}; expected one of accuracy, "
+        f"{', '.join([*METRICS, *ALIASES])}."
     )

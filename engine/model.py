@@ -1,241 +1,331 @@
-"""Sequential: a stack of layers, with Keras's compile / fit / evaluate / predict
-(engine.trainer.Trainer) and its weights, summary and saving."""
+"""Model: a graph of layer calls from inputs to outputs, Keras's functional API.
 
-import numpy as np
+    inputs = Input(shape=(28, 28, 1))
+    x = Conv2D(32, 3, activation="relu")(inputs)
+    outputs = Dense(10)(Flatten()(x))
+    model = Model(inputs, outputs, name="net")
 
-from engine import backend, utils
+A Model is a Layer, so it can be called inside another model (a nested model), and it
+trains with compile / fit / evaluate / predict (engine.trainer.Trainer). Sequential
+(engine/sequential.py) is a Model whose graph is a chain. The graph runs through
+engine.graph: one Plan per setting (backend, fusion, which weights train), built once.
+"""
+
+import math
+
+from engine import backend, graph, saving, serialization, summary, utils
+from engine.keras_tensor import KerasTensor
 from engine.trainer import Trainer
+from layers.base import Layer, assign_weights
+from layers.input_layer import InputLayer
 
 
-class Sequential(Trainer):
-    """A linear stack of layers, trained with compile() and fit() as in Keras.
-
-    Data are channels-last: images (N, H, W, C). NumPy inputs of any numeric dtype
-    (uint8, float64) are cast to floatx() batch by batch and moved to the device.
-    """
-
-    def __init__(self, layers=None, name=None):
-        from layers.base import Layer
-
-        self._layer_type = Layer
-        self.name = name or utils.unique_name("sequential")
-        self.layers = []
-        self.optimizer = None
-        self.loss = None
-        self.metrics = []
-        self.stop_training = False
-        self.history = None
-        for layer in layers or []:
-            self.add(layer)
-
-    # -- building -------------------------------------------------------------------
-
-    def add(self, layer):
-        if not isinstance(layer, self._layer_type):
-            raise TypeError(
-                f"Sequential.add expects a Layer, got {type(layer).__name__}: {layer!r}."
+@serialization.register_model("Functional")
+class Model(Trainer, Layer):
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True):
+        Layer.__init__(self, name=name or utils.unique_name("functional"), trainable=trainable)
+        Trainer.__init__(self)
+        self._inputs, self._outputs, self._nodes, self._layers = [], [], [], []
+        self._plans = {}
+        if inputs is None and outputs is None and type(self) is not Model:
+            return  # a subclass (Sequential) sets its graph itself
+        if inputs is None or outputs is None:
+            raise ValueError(
+                "Model(inputs, outputs) needs both: the Input tensors and the outputs."
             )
-        if self.layers and self.built:
-            # Validate the new layer against the current output before accepting it.
-            layer.build(self.output_shape)
-        self.layers.append(layer)
-        if len(self.layers) == 1 and layer.input_shape is not None:
-            self.build(layer.input_shape)
+        self._set_graph(inputs, outputs)
+
+    # -- the graph ------------------------------------------------------------------
+
+    def _set_graph(self, inputs, outputs):
+        self._single_input = isinstance(inputs, KerasTensor)
+        self._single_output = isinstance(outputs, KerasTensor)
+        inputs, outputs = _tensor_list(inputs, "inputs"), _tensor_list(outputs, "outputs")
+        nodes, first_visit = _nodes_between(inputs, outputs)
+        self._inputs, self._outputs = inputs, outputs
+        self._nodes = [node for node in nodes if not node.is_input]
+        self._layers = _layers_by_depth(nodes, first_visit)
+        names = [layer.name for layer in self._layers]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"The name {name!r} is used by {names.count(name)} layers of model "
+                    f"{self.name!r}; every layer of a model needs its own name."
+                )
+        self.built = True
+        self._plans = {}
 
     @property
-    def built(self):
-        return bool(self.layers) and all(layer.built for layer in self.layers)
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input(self):
+        return self._inputs[0] if self._single_input else self.inputs
+
+    @property
+    def output(self):
+        return self._outputs[0] if self._single_output else self.outputs
 
     @property
     def input_shape(self):
-        return self.layers[0].input_shape if self.layers else None
+        """The per-sample input shape (a list of them for several inputs)."""
+        if not self._inputs:
+            return None
+        shapes = [t.sample_shape for t in self._inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @input_shape.setter
+    def input_shape(self, value):
+        if value is not None:  # Layer.__init__ clears it; a model's comes from its graph
+            raise AttributeError("A model's input shape comes from its inputs.")
 
     @property
     def output_shape(self):
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-        return shape
-
-    def build(self, input_shape):
-        """Build every layer for per-sample inputs of ``input_shape`` (a leading None is dropped).
-
-        The whole stack is checked first: a shape that does not fit builds nothing.
-        """
-        if not self.layers:
-            raise ValueError("Sequential.build: the model has no layers; add some first.")
-        shape = utils.standardize_shape(input_shape)
-        # Check the whole stack first, so a bad shape leaves no layer half-built.
-        self._output_shape_for(shape)
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape)
-            shape = layer.output_shape(shape)
-
-    def _output_shape_for(self, input_shape):
-        """The model's per-sample output shape for ``input_shape``; builds nothing.
-
-        Raises ValueError naming the first layer that cannot take its input.
-        """
-        shape = utils.standardize_shape(input_shape)
-        for layer in self.layers:
-            if layer.built and layer.input_shape != shape:
-                raise ValueError(
-                    f"Layer {layer.name!r} was built for inputs {layer.input_shape}, "
-                    f"but receives {shape}."
-                )
-            shape = layer.output_shape(shape)
-        return shape
+        """The per-sample output shape (a list of them for several outputs)."""
+        shapes = [t.sample_shape for t in self._outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
-    def params(self):
-        """Every parameter array, in get_weights() order."""
-        return [p for layer in self.layers for p in layer.params.values()]
+    def output_names(self):
+        """The names of the output layers, as Keras names the losses and metrics per output."""
+        return [t.node.layer.name for t in self._outputs]
 
-    def count_params(self):
-        self._require_built("count_params")
-        return sum(layer.count_params() for layer in self.layers)
+    @property
+    def input_names(self):
+        return [t.node.layer.name for t in self._inputs]
 
-    def summary(self, print_fn=print):
-        """Print Keras's table: Layer (type), Output Shape, Param #, then the totals."""
-        self._require_built("summary")
-        rows = []
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-            rows.append(
-                (
-                    f"{layer.name} ({type(layer).__name__})",
-                    str((None, *shape)),
-                    f"{layer.count_params():,}",
+    @property
+    def layers(self):
+        """The model's layers in Keras's order (by depth from the inputs), InputLayers included."""
+        return list(self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """A layer of the model by name, or by index into ``layers``."""
+        if index is not None:
+            if not utils.is_int(index) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f"get_layer: index {index!r} is outside the model's {len(self.layers)} layers."
                 )
-            )
-        widths = (33, 26, 13)
-        line = lambda cells: "".join(
-            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(
+            f"No such layer: {name!r}. Existing layers are: "
+            f"{[layer.name for layer in self.layers]}."
         )
-        total = self.count_params()
-        itemsize = np.dtype(backend.floatx()).itemsize
-        lines = [
-            f'Model: "{self.name}"',
-            "_" * sum(widths),
-            line(("Layer (type)", "Output Shape", "Param #")),
-            "=" * sum(widths),
-        ]
-        for i, row in enumerate(rows):
-            lines.append(line(row))
-            lines.append(("_" if i < len(rows) - 1 else "=") * sum(widths))
-        lines += [
-            f"Total params: {total:,} ({_human_bytes(total * itemsize)})",
-            f"Trainable params: {total:,} ({_human_bytes(total * itemsize)})",
-            "Non-trainable params: 0 (0.00 B)",
-            "_" * sum(widths),
-        ]
-        print_fn("\n".join(lines))
 
-    # -- forward and backward -------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        own = [t.sample_shape for t in self._inputs]
+        if [utils.standardize_shape(s) for s in shapes] != own:
+            raise ValueError(
+                f"Model {self.name!r} expects inputs of shape "
+                f"{', '.join(str((None, *s)) for s in own)}, got "
+                f"{', '.join(str((None, *tuple(s))) for s in shapes)}."
+            )
+        return self.output_shape
 
-    def forward(self, x, training=False):
-        """The model's output for one device batch."""
-        for step in self._steps():
-            x = step(x, training=training)
-        return x
+    def check_input_shape(self, input_shape):
+        return self.compute_output_shape(input_shape)
 
-    def backward(self, dy, input_gradient=True):
-        """Backpropagate dy through every layer, filling each layer's grads; return the
-        gradient for the model's input. With input_gradient=False (training, which never
-        uses it) a first layer that can skip computing it does, and None is returned."""
-        first, *rest = self._steps()
-        for step in reversed(rest):
-            dy = step.backward(dy)
-        if not input_gradient and getattr(first, "can_skip_input_gradient", False):
-            return first.backward(dy, input_gradient=False)
-        return first.backward(dy)
+    def _output_shape_for(self, input_shape):
+        """The output shape for ``input_shape`` (ValueError if it does not fit); builds nothing."""
+        return self.compute_output_shape(input_shape)
 
-    def _steps(self):
-        """What forward and backward run: the layers, except that on the CPU each Conv2D
-        with the 2x2 max pooling after it runs as one fused step (layers/conv_pool.py)."""
-        from layers import conv_pool
+    @property
+    def mixes_samples(self):
+        return any(layer.mixes_samples for layer in self._own_layers())
 
-        key = (backend.backend_name(), conv_pool.ENABLED, self.built, *map(id, self.layers))
-        cached = getattr(self, "_steps_cache", None)
-        if cached is None or cached[0] != key:
-            steps = self.layers
-            if key[:3] == ("numpy", True, True):
-                steps = conv_pool.fuse(self.layers)
-            cached = self._steps_cache = (key, steps)
-        return cached[1]
+    def sample_floats(self):
+        """How many numbers one sample's layer outputs take (nested models counted inside):
+        what the CPU's training pieces are sized by."""
+        total = 0
+        for node in self._nodes:
+            if isinstance(node.layer, Model):
+                total += node.layer.sample_floats()
+            else:
+                total += sum(math.prod(t.sample_shape) for t in node.outputs)
+        return total
+
+    def build(self, input_shape=None):
+        """A functional model is built when it is made; this only checks the shape."""
+        if input_shape is not None:
+            self.compute_output_shape(input_shape)
 
     # -- weights --------------------------------------------------------------------
 
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freeze (False) or unfreeze the model and every layer in it, nested ones too."""
+        self._trainable = bool(value)
+        Layer.trainable_changes += 1
+        for layer in self._own_layers():
+            layer.trainable = value
+
+    def _own_layers(self):
+        """The layers that hold weights or computation (no InputLayers)."""
+        return [layer for layer in self._layers if not isinstance(layer, InputLayer)]
+
+    @property
+    def params(self):
+        """Every weight by path ('dense_1/kernel', 'inner/conv2d/bias'), in get_weights() order."""
+        named, seen = {}, set()
+        for layer in self._own_layers():
+            for name, w in layer.params.items():
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    named[f"{layer.name}/{name}"] = w
+        return named
+
+    @property
+    def weights(self):
+        return list(self.params.values())
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return _unique(w for layer in self._own_layers() for w in layer.trainable_weights)
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    def count_params(self):
+        self._require_built("count_params")
+        return int(sum(w.size for w in self.weights))
+
     def get_weights(self):
-        """Copies of every parameter as NumPy arrays, in Keras's order and layout."""
+        """Copies of every weight as NumPy arrays, in Keras's order and layout."""
         self._require_built("get_weights")
-        return [w for layer in self.layers for w in layer.get_weights()]
+        return [backend.to_numpy(w).copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Replace every parameter (Keras's order and layout).
+        """Replace every weight (Keras's order and layout).
 
         Every array is checked (count, shape, numeric dtype) before any is copied:
         a refused call changes nothing.
         """
         self._require_built("set_weights")
         params = self.params
-        if isinstance(weights, (str, bytes, dict, np.ndarray)) or not hasattr(weights, "__iter__"):
-            raise TypeError(
-                f"set_weights expects a list of {len(params)} arrays (as get_weights returns), "
-                f"got {type(weights).__name__}."
-            )
-        weights = list(weights)
-        if len(weights) != len(params):
+        assign_weights(list(params), list(params.values()), weights)
+
+    # -- running --------------------------------------------------------------------
+
+    def _plan(self, input_gradients=False):
+        key = (
+            backend.backend_name(),
+            backend.fusion_enabled(),
+            bool(input_gradients),
+            Layer.trainable_changes,
+        )
+        plan = self._plans.get(key)
+        if plan is None:
+            fuse = backend.fusion_enabled()
+            plan = graph.Plan(self._inputs, self._outputs, self._nodes, fuse, input_gradients)
+            self._plans = {key: plan}
+        return plan
+
+    def __call__(self, inputs, training=False):
+        if isinstance(inputs, dict):
+            inputs = self._inputs_from_dict(inputs)
+        return Layer.__call__(self, inputs, training=training)
+
+    def _inputs_from_dict(self, inputs):
+        missing = [name for name in self.input_names if name not in inputs]
+        if missing:
             raise ValueError(
-                f"set_weights expects {len(params)} arrays for this model, got {len(weights)}."
+                f"Model {self.name!r} takes inputs {self.input_names}; the dict lacks {missing}."
             )
-        arrays = []
-        names = [f"{layer.name}/{k}" for layer in self.layers for k in layer.params]
-        for name, p, w in zip(names, params, weights):
-            try:
-                w = backend.to_numpy(w)
-            except (ValueError, TypeError) as exc:
-                raise TypeError(
-                    f"set_weights: {name} is not an array of numbers ({exc})."
-                ) from None
-            if w.shape != p.shape:
-                raise ValueError(
-                    f"set_weights: {name} has shape {p.shape}, got an array of shape {w.shape}."
-                )
-            if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
-                raise ValueError(f"set_weights: {name} needs numbers, got dtype {w.dtype}.")
-            arrays.append(w)
-        for p, w in zip(params, arrays):
-            p[...] = backend.to_device(w, dtype=p.dtype)
+        return [inputs[name] for name in self.input_names]
+
+    def forward(self, x, ctx):
+        xs = x if isinstance(x, list) else [x]
+        plan = self._plan(input_gradients=any(ctx.needs_input_grad))
+        if ctx.for_backward:
+            outputs, ctx.tape = plan.run_with_tape(xs, ctx.training, key=ctx.key)
+            ctx.as_list = isinstance(x, list)
+        else:
+            outputs = plan.run(xs, ctx.training, key=ctx.key)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def backward(self, ctx, dy):
+        params = self.params
+        dys = dy if len(self._outputs) > 1 else [dy]
+        input_grads, grads = ctx.tape.backward(dys, list(params.values()))
+        if ctx.needs_weight_grads:
+            ctx.grads.update((name, g) for name, g in zip(params, grads) if g is not None)
+        return input_grads if ctx.as_list else input_grads[0]
+
+    def forward_with_tape(self, inputs, training=True, key=None, input_gradients=False):
+        """(outputs, tape) for a batch: the training forward whose tape.backward(dy) gives
+        the gradients. ``inputs`` and the outputs are arrays, or lists for several."""
+        xs = inputs if isinstance(inputs, list) else [inputs]
+        outputs, tape = self._plan(input_gradients).run_with_tape(xs, training, key)
+        return (outputs[0] if self._single_output else outputs), tape
+
+    # -- saving ---------------------------------------------------------------------
+
+    def get_config(self):
+        """The graph as data: each layer's config and the tensors each of its calls took
+        ([layer name, call index, output index]), then the model's inputs and outputs."""
+        in_model = {id(n) for n in self._nodes} | {id(t.node) for t in self._inputs}
+
+        def calls(layer):
+            return [n for n in layer.inbound_nodes if id(n) in in_model]
+
+        def ref(tensor):
+            node = tensor.node
+            return [node.layer.name, calls(node.layer).index(node), tensor.index]
+
+        entries = []
+        for layer in self._layers:
+            entry = serialization.layer_entry(layer)
+            entry["inbound_nodes"] = [
+                {"inputs": [ref(t) for t in node.inputs], "as_list": node.as_list}
+                for node in calls(layer)
+                if not node.is_input
+            ]
+            entries.append(entry)
+        config = {
+            "name": self.name,
+            "layers": entries,
+            "input_layers": [ref(t) for t in self._inputs],
+            "output_layers": [ref(t) for t in self._outputs],
+            "single_input": self._single_input,
+            "single_output": self._single_output,
+        }
+        if not self.trainable:
+            config["trainable"] = False
+        return config
 
     def save_weights(self, path):
-        from engine import saving
-
         saving.save_weights(self, path)
 
     def load_weights(self, path):
-        from engine import saving
-
         saving.load_weights(self, path)
 
     def save(self, path):
         """Write one .npz file: architecture, weights, optimizer and its state (no pickle)."""
-        from engine import saving
-
         saving.save_model(self, path)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "layers": [
-                {"class_name": type(layer).__name__, "config": layer.get_config()}
-                for layer in self.layers
-            ],
-        }
+    _summary_shows_connections = True
 
-    # -- checks ---------------------------------------------------------------------
+    def summary(self, print_fn=print):
+        """Print Keras's table: each layer's output shape and parameters, then the totals."""
+        self._require_built("summary")
+        print_fn(summary.summary_text(self, connections=self._summary_shows_connections))
 
     def _require_built(self, what):
         if not self.built:
@@ -245,8 +335,74 @@ class Sequential(Trainer):
             )
 
 
-def _human_bytes(n):
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.2f} {unit}"
-        n /= 1024
+def _tensor_list(value, what):
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(isinstance(v, KerasTensor) for v in values):
+        raise TypeError(
+            f"Model {what} must be tensors from engine.Input and layer calls, got {value!r}."
+        )
+    return list(values)
+
+
+def _nodes_between(inputs, outputs):
+    """The nodes from ``inputs`` to ``outputs``, each after the nodes of its inputs (a
+    depth-first walk back from the outputs, as Keras's _build_map), and each layer's
+    position in the order the walk first reached it."""
+    input_ids = {id(t) for t in inputs}
+    order, done, active, first_visit = [], set(), set(), {}
+
+    def visit(tensor):
+        node = tensor.node
+        if id(node) in done:
+            return
+        if id(tensor) in input_ids and not node.is_input:
+            done.add(id(node))  # an intermediate tensor given as an input: the graph starts here
+            return
+        if node.is_input and id(tensor) not in input_ids:
+            raise ValueError(
+                f"Graph disconnected: the outputs depend on {tensor.name!r} (from Input layer "
+                f"{node.layer.name!r}), which is not among the model's inputs."
+            )
+        if id(node) in active:
+            raise ValueError(f"The graph has a cycle through layer {node.layer.name!r}.")
+        first_visit.setdefault(id(node.layer), len(first_visit))
+        active.add(id(node))
+        for t in node.inputs:
+            visit(t)
+        active.discard(id(node))
+        done.add(id(node))
+        order.append(node)
+
+    for t in outputs:
+        visit(t)
+    for t in inputs:  # inputs the outputs do not use still belong to the model
+        if t.node.is_input and t.node not in order:
+            order.insert(0, t.node)
+            first_visit[id(t.node.layer)] = -1
+    return order, first_visit
+
+
+def _layers_by_depth(nodes, first_visit):
+    """The graph's layers as Keras orders them (keras/src/ops/function.py map_graph): by
+    decreasing depth from the outputs, ties by first visit. This is get_weights() order."""
+    layers = {id(node.layer): node.layer for node in nodes}
+    in_graph = {id(n) for n in nodes}
+    node_depth, layer_depth = {}, {}
+    for node in reversed(nodes):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        for parent in node.parents:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    return sorted(
+        layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_visit[id(layer)])
+    )
+
+
+def _unique(weights):
+    seen, out = set(), []
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out

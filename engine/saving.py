@@ -20,7 +20,8 @@ import zipfile
 
 import numpy as np
 
-from engine import losses
+from engine import losses, serialization
+from engine import metrics as metrics_module
 from engine.io_utils import atomic_write
 
 FORMAT = "xpcnn-1"
@@ -139,7 +140,7 @@ def _config_class_names(config, path):
 
 def _layer_signature(model):
     return [
-        [type(layer).__name__, [list(p.shape) for p in layer.params.values()]]
+        [serialization.class_name(layer), [list(p.shape) for p in layer.weights]]
         for layer in model.layers
     ]
 
@@ -163,7 +164,7 @@ def load_weights(model, path):
         signature, mine = config.get("layers"), _layer_signature(model)
     else:
         signature = _config_class_names(config, path)
-        mine = [type(layer).__name__ for layer in model.layers]
+        mine = [serialization.class_name(layer) for layer in model.layers]
     if signature is not None and signature != mine:
         raise WeightFileError(
             f"{path!r} was saved from a different architecture: {signature} "
@@ -181,44 +182,48 @@ def save_model(model, path):
     config = {
         "format": FORMAT,
         "kind": "model",
+        "model_class": serialization.class_name(model),
         "model": model.get_config(),
-        "input_shape": list(model.input_shape),
     }
+    if not isinstance(model.input_shape, list):
+        config["input_shape"] = list(model.input_shape)
     arrays = {f"weight/{i}": w for i, w in enumerate(model.get_weights())}
-    if model.loss is not None:
-        config["compile"] = {
-            "loss": {
-                "class_name": type(model.loss).__name__,
-                "config": model.loss.get_config(),
-            },
-            "optimizer": {
-                "class_name": type(model.optimizer).__name__,
-                "config": model.optimizer.get_config(),
-            },
-            "metrics": [name for name, _ in model.metrics],
-        }
+    if model.compiled_loss is not None:
+        config["compile"] = _compile_config(model)
         arrays.update({f"optimizer/{k}": v for k, v in model.optimizer.get_state().items()})
     arrays["__config__"] = _encode(config)
     _write(path, arrays)
 
 
+def _entry(obj):
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def _compile_config(model):
+    compiled = model.compiled_loss
+    loss = [None if item is None else _entry(item) for item in compiled.losses]
+    return {
+        "loss": loss[0] if compiled.single else loss,
+        "loss_weights": compiled.weights,
+        "optimizer": _entry(model.optimizer),
+        "metrics": [[_entry(m) for m in made] for made in model.compiled_metrics.per_output],
+    }
+
+
 def _known(path, what, name, classes):
     """classes[name], or a WeightFileError listing the names a file may use."""
-    if not isinstance(name, str) or name not in classes:
-        raise WeightFileError(
-            f"{path!r} names an unknown {what} {name!r}; expected one of {', '.join(classes)}."
-        )
-    return classes[name]
+    try:
+        return serialization.known(what, name, classes, f"{path!r} ")
+    except serialization.ConfigError as exc:
+        raise WeightFileError(str(exc)) from None
 
 
-def load_model(path):
-    """A built (and, if it was, compiled) Sequential model from a file written by model.save."""
-    import layers
-    import optim
-    from engine.model import Sequential
+def load_model(path, custom_objects=None):
+    """A built (and, if it was, compiled) model from a file written by model.save.
 
-    # The layers a model file may name: the public layer classes, never the abstract base.
-    layer_classes = {name: getattr(layers, name) for name in layers.__all__ if name != "Layer"}
+    ``custom_objects`` (name -> Layer subclass) lets the file name your own layer classes,
+    as in Keras; nothing else a file names is ever imported or run.
+    """
     path = _as_path(path)
     config, arrays = _read(path)
     if config.get("kind") != "model":
@@ -226,43 +231,16 @@ def load_model(path):
             f"{path!r} holds weights only; build the model and call load_weights."
         )
     try:
-        stack = []
-        for entry in config["model"]["layers"]:
-            cls = _known(path, "layer", entry["class_name"], layer_classes)
-            if not isinstance(entry["config"], dict):
-                raise TypeError(f"the config of layer {cls.__name__!r} is not a mapping")
-            layer_config = dict(entry["config"])
-            layer_config.pop("name", None)  # fresh names avoid clashes with layers already made
-            stack.append(cls(**layer_config))
-        model = Sequential(stack)
-        model.build(config["input_shape"])
+        # Files written before graphs existed hold a Sequential's config without the class.
+        entry = {"class_name": config.get("model_class", "Sequential"), "config": config["model"]}
+        model = serialization.deserialize(entry, f"{path!r} ", custom_objects)
+        if not model.built:
+            model.build(config["input_shape"])
         model.set_weights(_weights_from(arrays, path))
         if "compile" in config:
-            compiled = config["compile"]
-            optimizer_cls = _known(
-                path,
-                "optimizer",
-                compiled["optimizer"]["class_name"],
-                {cls.__name__: cls for cls in optim.OPTIMIZERS.values()},
-            )
-            loss_cls = _known(
-                path,
-                "loss",
-                compiled["loss"]["class_name"],
-                {cls.__name__: cls for cls in losses.LOSSES.values()},
-            )
-            model.compile(
-                optimizer=optimizer_cls(**compiled["optimizer"]["config"]),
-                loss=loss_cls(**compiled["loss"]["config"]),
-                metrics=compiled["metrics"],
-            )
-            state = {
-                k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")
-            }
-            if any(key != "iterations" for key in state):
-                model.optimizer.set_state(state, model.params)
-            elif "iterations" in state:  # no slot arrays (plain SGD, or never trained)
-                model.optimizer.iterations = int(state["iterations"])
+            _compile_from(model, config["compile"], arrays, path)
+    except serialization.ConfigError as exc:
+        raise WeightFileError(str(exc)) from None
     except KeyError as exc:
         raise WeightFileError(
             f"{path!r} has an invalid model config: the entry {exc.args[0]!r} is missing."
@@ -274,3 +252,38 @@ def load_model(path):
             raise
         raise WeightFileError(f"{path!r} does not describe a valid model: {exc}") from None
     return model
+
+
+def _compile_from(model, compiled, arrays, path):
+    import optim
+
+    optimizer_classes = {cls.__name__: cls for cls in optim.OPTIMIZERS.values()}
+    loss_classes = {cls.__name__: cls for cls in losses.LOSSES.values()}
+    metric_classes = {cls.__name__: cls for cls in metrics_module.METRICS.values()}
+
+    def make(entry, what, classes):
+        if entry is None:
+            return None
+        if isinstance(entry, str):  # files of the first format name metrics as strings
+            return entry
+        return _known(path, what, entry["class_name"], classes)(**entry["config"])
+
+    optimizer = make(compiled["optimizer"], "optimizer", optimizer_classes)
+    loss = compiled["loss"]
+    loss = (
+        [make(e, "loss", loss_classes) for e in loss]
+        if isinstance(loss, list)
+        else make(loss, "loss", loss_classes)
+    )
+    metrics = compiled["metrics"]
+    if metrics and isinstance(metrics[0], list):
+        metrics = [[make(e, "metric", metric_classes) for e in made] for made in metrics]
+        metrics = metrics[0] if len(metrics) == 1 else metrics
+    model.compile(
+        optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=compiled.get("loss_weights")
+    )
+    state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    if any(key != "iterations" for key in state):
+        model.optimizer.set_state(state, model.trainable_weights)
+    elif "iterations" in state:  # no slot arrays (plain SGD, or never trained)
+        model.optimizer.iterations = int(state["iterations"])

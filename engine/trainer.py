@@ -1,11 +1,18 @@
-"""Trainer: Keras's compile / fit / evaluate / predict / train_on_batch, for a model that
-has forward, backward, params and layers (engine.model.Sequential takes it as a base,
-as keras.Model takes keras's Trainer).
+"""Trainer: Keras's compile / fit / evaluate / predict / train_on_batch for engine.Model
+(keras.Model takes keras's Trainer as a base in the same way).
 
-Here live the training loop (batches, chunks, metrics, progress), its safety net
-(NaN rollback, Ctrl-C) and the checks of what users pass in.
+As in Keras 3, a step is a method a subclass may override:
+
+    train_step(data)     one optimizer step on a batch; returns the logs (device scalars)
+    test_step(data)      the loss and metrics of a batch
+    predict_step(data)   the outputs of a batch
+
+``data`` is (inputs, targets, sample_weight): lists of device arrays, one per model input
+and per output with a loss. fit is the loop around train_step, with its safety net
+(NaN rollback, Ctrl-C) and the checks of what users pass in (engine/data_adapter.py).
 """
 
+import math
 import signal
 import threading
 import time
@@ -13,27 +20,169 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from engine import backend, losses, utils
-from engine import metrics as metrics_module
+from engine import backend, utils
+from engine import data_adapter as data
 from engine.callbacks import Callback, History
+from engine.compile_utils import CompiledLoss, CompiledMetrics
+from engine.metrics import Mean
 
 
 class Trainer:
-    """The training half of a model; see engine.model.Sequential for the other."""
+    """The training half of a model; see engine.model.Model for the other."""
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, loss and metrics (instances or Keras names)."""
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_loss = None
+        self.compiled_metrics = None
+        self.stop_training = False
+        self.history = None
+        self._step_key = None  # (seed, epoch, step): the random key of the step running
+
+    # -- compile --------------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Choose the optimizer, the loss(es) and metrics (instances or Keras names)."""
         import optim
 
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         # Everything is resolved first: a typo leaves the model as it was.
         optimizer = optim.get(optimizer)
-        loss = losses.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list of names, got {metrics!r}.")
-        metrics = [metrics_module.get(m, loss) for m in metrics or []]
-        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        names = self.output_names if self.built else ["output"]
+        compiled_loss = CompiledLoss(loss, loss_weights, names)
+        compiled_metrics = CompiledMetrics(metrics, compiled_loss)
+        self.optimizer, self.compiled_loss, self.compiled_metrics = (
+            optimizer,
+            compiled_loss,
+            compiled_metrics,
+        )
+        self.loss = compiled_loss.losses[0] if compiled_loss.single else compiled_loss.losses
+        self._trackers = [Mean(name="loss"), *(Mean(name=n) for n in compiled_loss.log_names)]
+
+    @property
+    def metrics(self):
+        """The compiled metric objects (the loss trackers aside)."""
+        return self.compiled_metrics.metrics if self.compiled_metrics else []
+
+    @property
+    def metrics_names(self):
+        """The names of the values fit and evaluate log, in order."""
+        if self.compiled_loss is None:
+            return []
+        return [t.name for t in self._trackers] + self.compiled_metrics.names
+
+    def reset_metrics(self):
+        for metric in [*self._trackers, *self.metrics]:
+            metric.reset_state()
+
+    # -- the steps ------------------------------------------------------------------
+
+    def train_step(self, data):
+        """One optimizer step on the batch ``data``; the running logs as device scalars."""
+        x, y, sample_weight = data
+        loss, losses, y_pred, grads = self.compute_loss_and_gradients(x, y, sample_weight)
+        self.optimizer.apply(grads, self._trained_weights())
+        return self.compute_metrics(x, y, y_pred, sample_weight, loss, losses)
+
+    def test_step(self, data):
+        x, y, sample_weight = data
+        y_pred = self._forward(x)
+        loss, losses, _ = self.compiled_loss(y, y_pred)
+        return self.compute_metrics(x, y, y_pred, sample_weight, loss, losses)
+
+    def predict_step(self, data):
+        """The outputs (a list, one per model output) for the batch's inputs."""
+        return self._forward(data[0])
+
+    def compute_metrics(self, x, y, y_pred, sample_weight, loss, losses):
+        """Add the batch's loss (``losses``: per output) to the loss trackers and the batch
+        to the metrics; the logs so far (device scalars)."""
+        n = len(x[0])
+        self._trackers[0].update_state(loss, n)
+        for tracker, value in zip(self._trackers[1:], losses):
+            tracker.update_state(value, n)
+        self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        logs = {t.name: t.result() for t in self._trackers}
+        logs.update(self.compiled_metrics.results())
+        return logs
+
+    def compute_loss_and_gradients(self, x, y, sample_weight=None):
+        """(loss, per-output losses, predictions, gradients of the trainable weights) for
+        a batch; on the CPU it runs in cache-sized pieces (backend.training_chunk_bytes)."""
+        n = len(x[0])
+        size = self._chunk_size(n)
+        if size >= n:
+            loss, losses, y_pred, grads = self._loss_and_gradients(x, y, self._step_key, 1)
+            return loss, losses, y_pred, self._zeros_for_missing(grads)
+        # The losses are means over the samples, so the pieces' gradients, each scaled by
+        # its share of the batch, add up to the batch's (up to float rounding).
+        loss_sum, loss_sums, preds, totals = 0, None, [], None
+        for piece, start in enumerate(range(0, n, size)):
+            part = slice(start, start + size)
+            xc, yc = [a[part] for a in x], [t[part] for t in y]
+            m = len(xc[0])
+            key = None if self._step_key is None else (*self._step_key, piece)
+            loss, losses, y_pred, grads = self._loss_and_gradients(xc, yc, key, m / n)
+            if totals is None:
+                totals = [None if g is None else g.copy() for g in grads]
+                loss_sums = [v * m for v in losses]
+            else:
+                for i, g in enumerate(grads):
+                    if g is not None and totals[i] is None:
+                        totals[i] = g.copy()
+                    elif g is not None:
+                        totals[i] += g
+                loss_sums = [s + v * m for s, v in zip(loss_sums, losses)]
+            loss_sum = loss_sum + loss * m
+            preds.append(y_pred)
+        xp = backend.xp()
+        y_pred = [xp.concatenate([p[i] for p in preds]) for i in range(len(preds[0]))]
+        return loss_sum / n, [s / n for s in loss_sums], y_pred, self._zeros_for_missing(totals)
+
+    def _loss_and_gradients(self, x, y, key, scale):
+        y_pred, tape = self._plan().run_with_tape(x, training=True, key=key)
+        loss, losses, dys = self.compiled_loss(y, y_pred, with_gradients=True)
+        if scale != 1:
+            for dy in dys:
+                if dy is not None:
+                    dy *= scale
+        _, grads = tape.backward(dys, self._trained_weights())
+        return loss, losses, y_pred, grads
+
+    def _zeros_for_missing(self, grads):
+        """A weight no loss reached gets a zero gradient (as Keras's: the optimizer still steps)."""
+        xp = backend.xp()
+        return [
+            xp.zeros_like(w) if g is None else g for g, w in zip(grads, self._trained_weights())
+        ]
+
+    def _trained_weights(self):
+        """The trainable weights, cached until a layer's trainable flag or the graph changes."""
+        from layers.base import Layer
+
+        key = (Layer.trainable_changes, id(self._nodes[-1]) if self._nodes else None)
+        cached = getattr(self, "_trained_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._trained_cache = (key, self.trainable_weights)
+        return cached[1]
+
+    def _forward(self, x, training=False):
+        return self._plan().run(x, training=training)
+
+    def _chunk_size(self, n):
+        """Samples per forward/backward piece of an n-sample training batch (n: no pieces):
+        only for losses that are means, and models whose samples are independent."""
+        limit = backend.training_chunk_bytes()
+        if not limit or self.compiled_loss.reduction != "sum_over_batch_size":
+            return n
+        if self._plan().mixes_samples:
+            return n
+        sample_bytes = self.sample_floats() * np.dtype(backend.floatx()).itemsize
+        pieces = -(-n // max(1, limit // sample_bytes))
+        return -(-n // pieces)
+
+    # -- fit --------------------------------------------------------------------------
 
     def train_on_batch(self, x, y):
         """One optimisation step on one batch; returns the batch loss as a float.
@@ -42,13 +191,14 @@ class Trainer:
         the optimizer state back to what they were before this batch.
         """
         self._require_compiled("train_on_batch")
-        x = self._check_x(x, "train_on_batch")
-        self._check_y(y, len(x), "train_on_batch", x.shape[1:])
-        self._build_for(x)
+        xs = data.standardize_inputs(self, x, "train_on_batch")
+        ys = data.standardize_targets(self, y, len(xs[0]), "train_on_batch", _one(xs))
+        self._build_for(xs)
         snapshot = self._snapshot()
-        loss, _ = self._train_step(self._batch(x, slice(None)), backend.to_device(np.asarray(y)))
-        loss = float(backend.to_numpy(loss))
-        if not (np.isfinite(loss) and self._params_finite()):
+        self.reset_metrics()
+        batch = (data.take_inputs(xs, slice(None)), [backend.to_device(t) for t in ys], None)
+        loss = float(backend.to_numpy(self.train_step(batch)["loss"]))
+        if not (np.isfinite(loss) and self._weights_finite()):
             self._restore(snapshot)
             raise NonFiniteLossError(
                 f"train_on_batch: the loss became {loss} (or a weight non-finite) at optimizer "
@@ -56,64 +206,6 @@ class Trainer:
                 "this batch. Try a smaller learning rate, or look for NaN/inf in the data."
             )
         return loss
-
-    # On the CPU a batch goes forward and backward in pieces whose layer outputs take at
-    # most this many bytes, so they stay in the caches: the tutorial CNN trains 20% faster
-    # at batch 128 and 40% at 512 in pieces of 32 than whole, and in pieces of 16 (this
-    # value) another 2% faster at batch 32 and 4% at 128 (0 turns the pieces off).
-    cpu_chunk_bytes = 5 * 2**19
-
-    def _train_step(self, x, y):
-        """One optimizer step on batch (x, y): the batch loss (0-d) and the predictions."""
-        n = len(x)
-        size = self._chunk_size(n)
-        if size >= n:
-            y_pred = self.forward(x, training=True)
-            loss, dy = self.loss.value_and_gradient(y, y_pred)
-            self.backward(dy, input_gradient=False)
-            grads = [g for layer in self.layers for g in layer.grads.values()]
-            self.optimizer.apply(self.params, grads)
-            return loss, y_pred
-        # The losses are means over the samples, so the pieces' gradients, each scaled by
-        # its share of the batch, add up to the batch's (up to float rounding).
-        loss_sum, preds, totals = 0, [], None
-        for start in range(0, n, size):
-            xc, yc = x[start : start + size], y[start : start + size]
-            y_pred = self.forward(xc, training=True)
-            loss, dy = self.loss.value_and_gradient(yc, y_pred)
-            dy *= len(xc) / n
-            self.backward(dy, input_gradient=False)
-            grads = [g for layer in self.layers for g in layer.grads.values()]
-            if totals is None:
-                totals = [g.copy() for g in grads]
-            else:
-                for total, g in zip(totals, grads):
-                    total += g
-            loss_sum = loss_sum + loss * len(xc)
-            preds.append(y_pred)
-        sums = iter(totals)
-        for layer in self.layers:  # the layers show the whole batch's gradients
-            for name in layer.grads:
-                layer.grads[name] = next(sums)
-        self.optimizer.apply(self.params, totals)
-        return loss_sum / n, backend.xp().concatenate(preds)
-
-    def _chunk_size(self, n):
-        """Samples per forward/backward piece of an n-sample training batch (n: no pieces)."""
-        if backend.backend_name() != "numpy" or not self.cpu_chunk_bytes:
-            return n
-        if type(self.loss) not in losses.LOSSES.values():  # a custom loss may not be a mean
-            return n
-        key = (backend.floatx(), *map(id, self.layers))
-        cached = getattr(self, "_sample_bytes_cache", None)
-        if cached is None or cached[0] != key:
-            shape, floats = self.input_shape, 0
-            for layer in self.layers:
-                shape = layer.output_shape(shape)
-                floats += int(np.prod(shape))
-            cached = self._sample_bytes_cache = (key, floats * np.dtype(backend.floatx()).itemsize)
-        pieces = -(-n // max(1, self.cpu_chunk_bytes // cached[1]))
-        return -(-n // pieces)
 
     def fit(
         self,
@@ -133,9 +225,10 @@ class Trainer:
         Every argument and both data sets (``validation_data`` too) are checked before
         the first step; a mistake raises ValueError/TypeError and changes nothing.
 
-        Shuffling depends only on (seed, epoch), so a run resumed with
-        initial_epoch=k (from a model saved after epoch k) gives the same batches, and
-        on the CPU bit-for-bit the same weights, as an uninterrupted one.
+        Shuffling and the layers' random draws (Dropout, augmentation) depend only on
+        (seed, epoch, step), so a run resumed with initial_epoch=k (from a model saved
+        after epoch k) gives the same batches, and on the CPU bit-for-bit the same
+        weights, as an uninterrupted one.
 
         Safety:
             A NaN or infinite loss (or weight) raises NonFiniteLossError (a
@@ -152,10 +245,10 @@ class Trainer:
             CPU (NumPy): with the same ``seed`` (and utils.set_random_seed for the
             initial weights) two runs give bit-for-bit identical weights and history,
             and a resumed run equals an uninterrupted one bit for bit.
-            GPU (CuPy): shuffling is drawn on the host from (seed, epoch); the
-            im2col/col2im and max-pool kernels are gather-style (one thread per
-            output, no atomics) and CuPy's reductions run in a fixed order for a
-            given shape, so all of these are deterministic. Matrix products go to
+            GPU (CuPy): shuffling and random masks are drawn on the host from (seed,
+            epoch, step); the im2col/col2im and max-pool kernels are gather-style (one
+            thread per output, no atomics) and CuPy's reductions run in a fixed order
+            for a given shape, so all of these are deterministic. Matrix products go to
             cuBLAS, which NVIDIA documents as bitwise reproducible run to run only on
             GPUs of the same architecture and SM count with the same CUDA toolkit and
             a single stream; on another GPU model or CUDA/CuPy version it may pick
@@ -171,81 +264,43 @@ class Trainer:
             raise ValueError(
                 f"initial_epoch must be an int in [0, epochs={epochs}), got {initial_epoch!r}."
             )
-        initial_epoch = int(initial_epoch)
         if seed is not None and (not utils.is_int(seed) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
-        x = self._check_x(x, "fit")
-        self._check_y(y, len(x), "fit", x.shape[1:])
+        xs = data.standardize_inputs(self, x, "fit")
+        ys = data.standardize_targets(self, y, len(xs[0]), "fit", _one(xs))
+        validation = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(
-                    "validation_data must be a tuple (x_val, y_val), got "
-                    f"{type(validation_data).__name__}"
-                    + (
-                        f" of length {len(validation_data)}."
-                        if isinstance(validation_data, (tuple, list))
-                        else "."
-                    )
-                )
-            x_val = self._check_x(validation_data[0], "validation_data x", x.shape[1:])
-            self._check_y(validation_data[1], len(x_val), "validation_data y", x.shape[1:])
+            validation = data.check_validation_data(self, validation_data, data.sample_shapes(xs))
         callbacks = _callback_list(callbacks)
-        self._build_for(x)
-        if seed is None:
-            seed = int(utils.global_rng().integers(2**31))
-        seed = int(seed)
-        history = History()
-        steps = -(-len(x) // batch_size)
-        names = ["loss", *(name for name, _ in self.metrics)]
-        if validation_data is not None:
+        self._build_for(xs)
+        seed = int(utils.global_rng().integers(2**31) if seed is None else seed)
+        run = _FitRun(self, xs, ys, batch_size, epochs, verbose, seed, callbacks)
+        names = list(self.metrics_names)
+        if validation is not None:
             names += [f"val_{name}" for name in names]
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "metrics": names}
+        params = {"epochs": epochs, "steps": run.steps, "verbose": verbose, "metrics": names}
+        history = History()
         for callback in [*callbacks, history]:
             callback.set_model(self)
             callback.set_params(params)
-        self.history = history
-        self.stop_training = False
+        self.history, self.stop_training = history, False
 
-        # On the GPU the training set moves to the device once; batches are gathered there.
-        x_data = backend.to_device(x) if backend.backend_name() == "cupy" else x
-        y_data = backend.to_device(np.asarray(y))
-        n = len(x)
-        interrupt = _InterruptFlag()
         for callback in callbacks:
             callback.on_train_begin()
-        with interrupt:
-            for epoch in range(initial_epoch, epochs):
-                if interrupt.raised:  # Ctrl-C during validation or a callback: stop here
+        with run.interrupt:
+            for epoch in range(int(initial_epoch), epochs):
+                if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
                     print(f"Interrupted: training stopped after epoch {epoch}.")
                     break
                 for callback in callbacks:
                     callback.on_epoch_begin(epoch)
-                order = (
-                    np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-                )
-                order = backend.to_device(order)
-                logs = self._fit_epoch(
-                    x_data,
-                    y_data,
-                    order,
-                    batch_size,
-                    steps,
-                    epoch,
-                    epochs,
-                    verbose,
-                    interrupt,
-                    callbacks,
-                )
-                if validation_data is not None and not interrupt.raised:
-                    val = self.evaluate(
-                        validation_data[0],
-                        validation_data[1],
-                        batch_size=batch_size,
-                        return_dict=True,
-                    )
+                order = np.random.default_rng([seed, epoch]).permutation(run.n) if shuffle else None
+                logs = self._fit_epoch(run, epoch, np.arange(run.n) if order is None else order)
+                if validation is not None and not run.interrupt.raised:
+                    val = self._evaluate_lists(*validation, batch_size)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 if verbose:
-                    print(_epoch_line(epoch, epochs, steps, logs))
+                    print(_epoch_line(epoch, epochs, run.steps, logs))
                 logs.pop("time")
                 stopped_at = logs.pop("steps", None)
                 history.on_epoch_end(epoch, logs)
@@ -263,42 +318,28 @@ class Trainer:
             callback.on_train_end()
         return history
 
-    def _fit_epoch(
-        self,
-        x_data,
-        y_data,
-        order,
-        batch_size,
-        steps,
-        epoch,
-        epochs,
-        verbose,
-        interrupt,
-        callbacks,
-    ):
-        xp = backend.xp()
-        # Sums stay on the device; the host reads them at sync points only (every step on the CPU).
-        sync_every = 1 if xp is np else 50
-        loss_sum = xp.zeros((), dtype=np.float64)
-        correct = [xp.zeros((), dtype=np.float64) for _ in self.metrics]
-        seen = 0
+    def _fit_epoch(self, run, epoch, order):
+        """One epoch of train_step calls; the epoch's logs (floats), its time and, when
+        Ctrl-C stopped it, the steps done."""
+        order = backend.to_device(order)
+        self.reset_metrics()
         snapshot = self._snapshot()
         start = time.perf_counter()
         bar = tqdm(
-            total=steps,
-            desc=f"Epoch {epoch + 1}/{epochs}",
+            total=run.steps,
+            desc=f"Epoch {epoch + 1}/{run.epochs}",
             unit="step",
-            disable=verbose != 1,
+            disable=run.verbose != 1,
             leave=False,
             dynamic_ncols=True,
         )
-        logs, synced_step = {}, None
+        logs, synced_step, step_logs = {}, None, {}
 
         def sync(step):
-            """Read the sums, check the model is finite (else roll back) and snapshot it."""
+            """Read the logs, check the model is finite (else roll back) and snapshot it."""
             nonlocal logs, snapshot, synced_step
-            logs, synced_step = self._epoch_logs(loss_sum, correct, seen), step
-            if not (np.isfinite(logs["loss"]) and self._params_finite()):
+            logs, synced_step = _floats(step_logs), step
+            if not (np.isfinite(logs["loss"]) and self._weights_finite()):
                 self._restore(snapshot)
                 raise NonFiniteLossError(
                     f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
@@ -311,21 +352,21 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
 
         try:
-            for step in range(steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                xb = self._batch(x_data, idx)
-                yb = y_data[idx]
-                loss, y_pred = self._train_step(xb, yb)
-                loss_sum += loss * len(idx)
-                for i, (_, fn) in enumerate(self.metrics):
-                    correct[i] += fn(yb, y_pred)
-                seen += len(idx)
-                if (step + 1) % sync_every == 0 or step + 1 == steps or interrupt.raised:
+            for step in range(run.steps):
+                idx = order[step * run.batch_size : (step + 1) * run.batch_size]
+                batch = (data.take_inputs(run.x, idx), data.take_targets(run.y, idx), None)
+                self._step_key = (run.seed, epoch, step)
+                step_logs = self.train_step(batch)
+                if (
+                    (step + 1) % run.sync_every == 0
+                    or step + 1 == run.steps
+                    or run.interrupt.raised
+                ):
                     sync(step)
                 bar.update(1)
-                for callback in callbacks:
+                for callback in run.callbacks:
                     callback.on_train_batch_end(step)
-                if interrupt.raised:
+                if run.interrupt.raised:
                     # Ctrl-C may come after this step's sync point (in a callback, say):
                     # the partial epoch's logs are then read now.
                     if synced_step != step:
@@ -333,22 +374,21 @@ class Trainer:
                     logs["steps"] = step + 1
                     break
         finally:
+            self._step_key = None
             bar.close()
         logs["time"] = time.perf_counter() - start
         return logs
 
-    def _epoch_logs(self, loss_sum, correct, seen):
-        logs = {"loss": float(backend.to_numpy(loss_sum)) / seen}
-        for (name, _), count in zip(self.metrics, correct):
-            logs[name] = float(backend.to_numpy(count)) / seen
-        return logs
+    # -- state: snapshots for the NaN rollback -------------------------------------------
 
     def _state_arrays(self):
-        """The parameters and the optimizer's slot arrays: what a training step changes."""
-        return self.params + (self.optimizer.slot_arrays() if self.optimizer is not None else [])
+        """Every weight (moving statistics too) and the optimizer's slot arrays: what a
+        training step changes."""
+        slots = self.optimizer.slot_arrays() if self.optimizer is not None else []
+        return self.weights + slots
 
     def _snapshot(self, into=None):
-        """Copies of parameters, optimizer slots and step count (into ``into`` when given)."""
+        """Copies of weights, optimizer slots and step count (into ``into`` when given)."""
         arrays = self._state_arrays()
         iterations = self.optimizer.iterations if self.optimizer is not None else 0
         if into is None or len(into[0]) != len(arrays):  # slots appear after the first step
@@ -369,149 +409,95 @@ class Trainer:
         if self.optimizer is not None:
             self.optimizer.iterations = iterations
 
-    def _params_finite(self):
+    def _weights_finite(self):
         xp = backend.xp()
-        return bool(all(bool(xp.isfinite(p).all()) for p in self.params))
+        return bool(all(bool(xp.isfinite(w).all()) for w in self.weights))
+
+    # -- evaluate and predict ---------------------------------------------------------------
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]."""
         self._require_compiled("evaluate")
         batch_size = utils.positive_int(batch_size, "batch_size")
-        x = self._check_x(x, "evaluate")
-        self._check_y(y, len(x), "evaluate", x.shape[1:])
-        self._build_for(x)
-        y = np.asarray(y)
-        xp = backend.xp()
-        loss_sum = xp.zeros((), dtype=np.float64)
-        correct = [xp.zeros((), dtype=np.float64) for _ in self.metrics]
-        for start in tqdm(
-            range(0, len(x), batch_size),
-            disable=verbose != 1,
-            desc="evaluate",
-            leave=False,
-        ):
-            part = slice(start, start + batch_size)
-            y_pred = self.forward(self._batch(x, part))
-            yb = backend.to_device(y[part])
-            loss_sum += self.loss.compute(yb, y_pred) * len(yb)
-            for i, (_, fn) in enumerate(self.metrics):
-                correct[i] += fn(yb, y_pred)
-        logs = self._epoch_logs(loss_sum, correct, len(x))
+        xs = data.standardize_inputs(self, x, "evaluate")
+        ys = data.standardize_targets(self, y, len(xs[0]), "evaluate", _one(xs))
+        self._build_for(xs)
+        logs = self._evaluate_lists(xs, ys, batch_size, verbose)
         if return_dict:
             return logs
-        return logs["loss"] if not self.metrics else list(logs.values())
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    def _evaluate_lists(self, xs, ys, batch_size, verbose=0):
+        self.reset_metrics()
+        logs = {}
+        for start in tqdm(
+            range(0, len(xs[0]), batch_size), disable=verbose != 1, desc="evaluate", leave=False
+        ):
+            part = slice(start, start + batch_size)
+            targets = [backend.to_device(np.asarray(t[part])) for t in ys]
+            logs = self.test_step((data.take_inputs(xs, part), targets, None))
+        return _floats(logs)
 
     def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs as a NumPy array, computed batch by batch."""
+        """The model's outputs as NumPy arrays (a list for several outputs), batch by batch."""
         batch_size = utils.positive_int(batch_size, "batch_size")
-        x = self._check_x(x, "predict")
-        self._build_for(x)
-        outputs = [
-            backend.to_numpy(self.forward(self._batch(x, slice(start, start + batch_size))))
-            for start in tqdm(
-                range(0, len(x), batch_size),
-                disable=verbose != 1,
-                desc="predict",
-                leave=False,
+        xs = data.standardize_inputs(self, x, "predict")
+        self._build_for(xs)
+        parts = [
+            [
+                backend.to_numpy(y)
+                for y in self.predict_step((data.take_inputs(xs, part), None, None))
+            ]
+            for part in (
+                slice(start, start + batch_size)
+                for start in tqdm(
+                    range(0, len(xs[0]), batch_size),
+                    disable=verbose != 1,
+                    desc="predict",
+                    leave=False,
+                )
             )
         ]
-        return (
-            np.concatenate(outputs)
-            if outputs
-            else np.zeros((0, *self.output_shape), backend.floatx())
-        )
+        outputs = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    # -- checks ---------------------------------------------------------------------------
 
     def _require_compiled(self, what):
-        if self.loss is None or self.optimizer is None:
+        if self.compiled_loss is None or self.optimizer is None:
             raise NotCompiledError(
                 f"{what}: the model must be compiled first: call model.compile(optimizer, loss)."
             )
 
-    def _check_x(self, x, what, input_shape=None):
-        """A NumPy (or device) array of numbers whose per-sample shape fits the model.
-
-        ``input_shape`` is the expected per-sample shape (default: the model's own).
-        An unbuilt model is not built here (see _build_for): the layers only check
-        that they can take x's shape, so a refused call leaves the model as it was.
-        """
-        if not self.layers:
-            raise ValueError(f"{what}: the model has no layers.")
-        if x is None:
-            raise TypeError(f"{what}: inputs are None; expected an array of shape (N, ...).")
-        if not backend.is_gpu_array(x):
-            try:
-                x = np.asarray(x)
-            except (ValueError, TypeError) as exc:
-                raise TypeError(f"{what}: inputs must be an array of numbers ({exc}).") from None
-        if x.dtype.kind not in "biuf":
-            raise TypeError(
-                f"{what}: inputs must be numbers (int or float), got dtype {x.dtype}; "
-                "convert them, e.g. x.astype('float32')."
-            )
-        if x.ndim < 2 or len(x) == 0:
-            raise ValueError(
-                f"{what}: inputs need a batch axis and at least one sample, got shape {x.shape}."
-            )
-        expected = input_shape if input_shape is not None else self.input_shape
-        if expected is None:  # unbuilt model: the layers say whether x's shape works
-            try:
-                self._output_shape_for(x.shape[1:])
-            except ValueError as exc:
-                raise ValueError(f"{what}: inputs of shape {x.shape} do not fit: {exc}") from None
-            return x
-        expected = tuple(expected)
-        if tuple(x.shape[1:]) != expected:
-            dims = ", ".join(map(str, expected))
-            hint = ""
-            if x.shape[1:] + (1,) == expected:
-                hint = f" (add the channel axis: x.reshape(-1, {dims}))"
-            elif x.ndim == len(expected) + 1 and x.shape[1:-1] == expected[:-1]:
-                hint = f" ({x.shape[-1]} channels where the model takes {expected[-1]})"
-            raise ValueError(
-                f"{what}: the model expects inputs of shape (N, {dims}), got {x.shape}{hint}."
-            )
-        return x
-
-    def _check_y(self, y, n, what, input_shape=None):
-        """Targets of n samples that the loss accepts for the model's outputs.
-
-        ``input_shape`` is the per-sample input shape the outputs come from (needed
-        when the model is not built yet).
-        """
-        if y is None:
-            raise TypeError(f"{what}: targets are None; expected an array of {n} targets.")
-        if backend.is_gpu_array(y):
-            y = backend.to_numpy(y)
-        try:
-            y = np.asarray(y)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"{what}: targets must be an array of numbers ({exc}).") from None
-        if y.dtype.kind not in "biuf":
-            raise TypeError(f"{what}: targets must be numbers, got dtype {y.dtype}.")
-        if y.ndim == 0 or len(y) != n:
-            got = len(y) if y.ndim else "no batch axis"
-            raise ValueError(f"{what}: x has {n} samples but y has {got} (shape {y.shape}).")
-        if input_shape is not None and not self.built:
-            output_shape = self._output_shape_for(input_shape)
-        else:
-            output_shape = self.output_shape
-        try:
-            self.loss.check_targets(y, output_shape)
-        except ValueError as exc:
-            raise type(exc)(f"{what}: {exc}") from None
-
-    def _build_for(self, x):
-        """Build an unbuilt model for x's per-sample shape (after every check passed)."""
+    def _build_for(self, xs):
+        """Build an unbuilt model for the inputs' per-sample shape (after every check passed)."""
         if not self.built:
-            self.build(x.shape[1:])
+            self.build(data.sample_shapes(xs))
 
-    def _batch(self, data, idx):
-        """Rows ``idx`` of ``data`` as a floatx device array."""
-        return (
-            backend.to_device(data[idx], dtype=backend.floatx())
-            if not backend.is_gpu_array(data)
-            else data[idx].astype(backend.floatx(), copy=False)
-        )
+
+class _FitRun:
+    """What one fit call's epochs share."""
+
+    def __init__(self, model, xs, ys, batch_size, epochs, verbose, seed, callbacks):
+        # On the GPU the training set moves to the device once; batches are gathered there.
+        on_device = backend.keeps_training_data_on_device()
+        self.x = [backend.to_device(a) for a in xs] if on_device else xs
+        self.y = [backend.to_device(np.asarray(t)) for t in ys]
+        self.n = len(xs[0])
+        self.batch_size, self.epochs, self.verbose = batch_size, epochs, verbose
+        self.steps = math.ceil(self.n / batch_size)
+        self.seed, self.callbacks = seed, callbacks
+        self.sync_every = backend.sync_interval()
+        self.interrupt = _InterruptFlag()
+
+
+def _one(xs):
+    """The single input's per-sample shape (for the checks of an unbuilt model)."""
+    return tuple(xs[0].shape[1:]) if len(xs) == 1 else None
+
+
+def _floats(logs):
+    return {k: float(backend.to_numpy(v)) for k, v in logs.items()}
 
 
 class NotCompiledError(ValueError, RuntimeError):

@@ -29,7 +29,7 @@ except ImportError:  # not installed: use the checkout this file lives in
     sys.path.insert(0, str(_HERE.parent))
     import engine
 
-from engine import Sequential, backend, losses  # noqa: E402
+from engine import Model, Sequential, backend, losses  # noqa: E402
 from engine.datasets import DatasetError, mnist  # noqa: E402
 from layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from optim import SGD, Adagrad, Adam, RMSprop  # noqa: E402
@@ -218,19 +218,24 @@ def make_optimizer(name, learning_rate=None):
 def feature_map_stages(model, image):
     """Each layer's output for one image, for the layers up to Flatten (4-D outputs).
 
+    One feature extractor computes them all: a Model from the trained model's input to
+    those layers' outputs, sharing its weights (Keras's functional API).
     Shapes: image (28, 28, 1) -> list of (name, (H', W', C) numpy array).
     """
-    x = backend.to_device(image[None])  # a batch of one, on the active device
-    stages = []
+    layers = []
     for layer in model.layers:
-        x = layer.forward(x, training=False)
-        if len(x.shape) != 4:
+        if len(layer.output.shape) != 4:
             break
-        name = getattr(layer, "name", None) or type(layer).__name__
+        layers.append(layer)
+    extractor = Model(model.inputs, [layer.output for layer in layers])
+    maps = extractor.predict(image[None], verbose=0)
+    stages = []
+    for layer, feature_map in zip(layers, maps if isinstance(maps, list) else [maps]):
+        name = layer.name
         activation = getattr(getattr(layer, "activation", None), "name", None)  # e.g. 'relu'
         if activation and activation != "linear":
             name = f"{name}\n({activation})"
-        stages.append((name, backend.to_numpy(x)[0]))
+        stages.append((name, feature_map[0]))
     return stages
 
 

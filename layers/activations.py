@@ -116,18 +116,15 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = get(activation)
-        self._y = None
 
-    def forward(self, x, training=False):
+    def forward(self, x, ctx):
         y = self.activation.forward(x)
-        if training:  # an inference call in between leaves what backward needs
-            self._y = y
+        if ctx.for_backward:
+            ctx.y = y
         return y
 
-    def backward(self, dy):
-        if self._y is None:
-            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        return self.activation.backward(dy, self._y)
+    def backward(self, ctx, dy):
+        return self.activation.backward(dy, ctx.y)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation.name}

@@ -1,7 +1,6 @@
 """Conv2D: im2col + one matrix product forward, col2im backward (channels-last)."""
 
 from engine import backend, im2col, initializers, utils
-from engine.workspace import Workspace
 from layers import activations
 from layers.base import Layer, initializer_config
 
@@ -54,7 +53,11 @@ def spatial_plan(input_shape, kernel, strides, padding, what):
 
 
 class Conv2D(Layer):
-    """2-D convolution of (N, H, W, C) inputs with a (KH, KW, C, filters) kernel."""
+    """2-D convolution of (N, H, W, C) inputs with a (KH, KW, C, filters) kernel.
+
+    After build, ``output_hw`` is the output's (OH, OW) and ``pads`` the zero padding
+    (top, bottom, left, right) its padding option gives for the built input shape.
+    """
 
     def __init__(
         self,
@@ -66,10 +69,9 @@ class Conv2D(Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
-        input_shape=None,
-        name=None,
+        **kwargs,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(**kwargs)
         self.filters = utils.positive_int(filters, "Conv2D filters")
         self.kernel_size = utils.as_pair(kernel_size, "Conv2D kernel_size")
         self.strides = utils.as_pair(strides, "Conv2D strides")
@@ -80,74 +82,64 @@ class Conv2D(Layer):
             initializers.get(initializer)  # an unknown name fails here, not at build time
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self._cache = None
-        self._workspace = Workspace()  # patches and their gradient, reused every step
 
-    def output_shape(self, input_shape):
-        input_shape = utils.standardize_shape(input_shape)
-        (oh, ow), _ = spatial_plan(
-            input_shape,
+    def _plan(self, input_shape):
+        return spatial_plan(
+            utils.standardize_shape(input_shape),
             self.kernel_size,
             self.strides,
             self.padding,
             f"Conv2D {self.name!r}",
         )
+
+    def compute_output_shape(self, input_shape):
+        (oh, ow), _ = self._plan(input_shape)
         return (oh, ow, self.filters)
 
     def build(self, input_shape):
         input_shape = super().build(input_shape)
-        self._out_hw, self._pads = spatial_plan(
-            input_shape,
-            self.kernel_size,
-            self.strides,
-            self.padding,
-            f"Conv2D {self.name!r}",
-        )
+        self.output_hw, self.pads = self._plan(input_shape)
         kh, kw = self.kernel_size
-        self.add_weight("kernel", (kh, kw, input_shape[2], self.filters), self.kernel_initializer)
+        self.kernel = self.add_weight(
+            "kernel", (kh, kw, input_shape[2], self.filters), self.kernel_initializer
+        )
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer)
+            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
 
-    # training never needs the gradient of the model's input: Sequential asks the first
-    # layer to skip it (a col2im and the largest product of the backward pass).
-    can_skip_input_gradient = True
-
-    def forward(self, x, training=False):
+    def forward(self, x, ctx):
         n = x.shape[0]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        # Training keeps the patches until backward; inference fills a buffer of its
-        # own, so a prediction in between cannot overwrite them.
-        cols = self._workspace.get(
-            "cols" if training else "cols_inference",
-            (n * self._out_hw[0] * self._out_hw[1], kh * kw * x.shape[3]),
+        cols = ctx.workspace.get(
+            "cols",
+            (n * self.output_hw[0] * self.output_hw[1], kh * kw * x.shape[3]),
             x.dtype,
             backend.get_array_module(x),
         )
-        im2col.im2col(x, kh, kw, sh, sw, self._pads, out=cols)
-        out = cols @ self.params["kernel"].reshape(-1, self.filters)
+        im2col.im2col(x, kh, kw, sh, sw, self.pads, out=cols)
+        out = cols @ self.kernel.reshape(-1, self.filters)
         if self.use_bias:
-            out += self.params["bias"]  # in place on the product's fresh output
-        y = self.activation.forward(out, inplace=True).reshape(n, *self._out_hw, self.filters)
-        if training:  # an inference call in between leaves what backward needs
-            self._cache = (cols, x.shape, y)
+            out += self.bias  # in place on the product's fresh output
+        y = self.activation.forward(out, inplace=True).reshape(n, *self.output_hw, self.filters)
+        if ctx.for_backward:
+            ctx.cols, ctx.x_shape, ctx.y = cols, x.shape, y
         return y
 
-    def backward(self, dy, input_gradient=True):
-        """Fill grads; return dx, or None when ``input_gradient`` is False."""
-        if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        cols, x_shape, y = self._cache
-        self._cache = None
-        dy = self.activation.backward(dy, y).reshape(-1, self.filters)
-        kernel = self.params["kernel"]
-        self.grads["kernel"] = (cols.T @ dy).reshape(kernel.shape)
-        if self.use_bias:
-            self.grads["bias"] = column_sums(dy, self._workspace)
-        if not input_gradient:
-            return None
+    def backward(self, ctx, dy):
+        dz = self.activation.backward(dy, ctx.y).reshape(-1, self.filters)
+        if ctx.needs_weight_grads:
+            ctx.grads["kernel"] = self.kernel_gradient(ctx.cols, dz)
+            if self.use_bias:
+                ctx.grads["bias"] = column_sums(dz, ctx.workspace)
+        if not ctx.needs_input_grad[0]:
+            return None  # a model's first layer: the largest product and a col2im saved
         return im2col.conv_input_gradient(
-            dy, kernel, x_shape, *self.strides, self._pads, self._workspace
+            dz, self.kernel, ctx.x_shape, *self.strides, self.pads, ctx.workspace
         )
+
+    def kernel_gradient(self, cols, dz):
+        """The kernel's gradient from the patches (M, KH*KW*C) and dz (M, F), the gradient of
+        the outputs before the activation: one product."""
+        return (cols.T @ dz).reshape(self.kernel.shape)
 
     def get_config(self):
         return {

@@ -17,10 +17,9 @@ class MaxPooling2D(Layer):
         pool_size=(2, 2),
         strides=None,
         padding="valid",
-        input_shape=None,
-        name=None,
+        **kwargs,
     ):
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(**kwargs)
         self.pool_size = utils.as_pair(pool_size, "MaxPooling2D pool_size")
         self.strides = (
             self.pool_size if strides is None else utils.as_pair(strides, "MaxPooling2D strides")
@@ -28,7 +27,6 @@ class MaxPooling2D(Layer):
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"Unknown padding {padding!r}; expected 'valid' or 'same'.")
         self.padding = padding.lower()
-        self._cache = None
 
     def _plan(self, input_shape):
         return spatial_plan(
@@ -39,29 +37,27 @@ class MaxPooling2D(Layer):
             f"MaxPooling2D {self.name!r}",
         )
 
-    def output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape):
         input_shape = utils.standardize_shape(input_shape)
         (oh, ow), _ = self._plan(input_shape)
         return (oh, ow, input_shape[2])
 
     def build(self, input_shape):
         input_shape = super().build(input_shape)
-        _, self._pads = self._plan(input_shape)
+        _, self.pads = self._plan(input_shape)
 
-    def forward(self, x, training=False):
+    def forward(self, x, ctx):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
-        y, saved = maxpool.max_pool_forward(x, ph, pw, sh, sw, self._pads, for_backward=training)
-        if training:  # an inference call in between leaves what backward needs
-            self._cache = (saved, x.shape)
+        y, saved = maxpool.max_pool_forward(
+            x, ph, pw, sh, sw, self.pads, for_backward=ctx.for_backward
+        )
+        if ctx.for_backward:
+            ctx.saved, ctx.x_shape = saved, x.shape
         return y
 
-    def backward(self, dy):
-        if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        saved, x_shape = self._cache
+    def backward(self, ctx, dy):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
-        self._cache = None
-        return maxpool.max_pool_backward(dy, saved, x_shape, ph, pw, sh, sw, self._pads)
+        return maxpool.max_pool_backward(dy, ctx.saved, ctx.x_shape, ph, pw, sh, sw, self.pads)
 
     def get_config(self):
         return {

@@ -48,7 +48,7 @@ class Adam(Optimizer):
         steps = [flat["tmp"][a:b].reshape(shape) for shape, a, b in stretches]
         self._flat = (self.slots, flat, steps)
 
-    def apply(self, params, grads):
+    def apply(self, grads, params):
         if self.slots is None:
             self.build(params)
         flat_for, flat, steps = self._flat or (None, None, None)
@@ -57,7 +57,7 @@ class Adam(Optimizer):
             or len(params) != len(steps)
             or any(g.dtype != s.dtype or g.shape != s.shape for g, s in zip(grads, steps))
         ):
-            return super().apply(params, grads)
+            return super().apply(grads, params)
         np.concatenate([g.reshape(-1) for g in grads], out=flat["g"])
         v_hat = flat["v_hat"] if self.amsgrad else None
         self._step(flat["g"], flat["m"], flat["v"], v_hat, flat["tmp"], flat["den"], np)

@@ -56,18 +56,25 @@ class Optimizer:
         xp = backend.get_array_module(param)
         return xp.zeros_like(param)
 
-    def apply(self, params, grads):
-        """One step: update every parameter in place from its gradient."""
+    def apply(self, grads, params):
+        """One step: update every parameter in place from its gradient (Keras's argument
+        order: gradients first, then the variables)."""
         if self.slots is None:
             self.build(params)
         if len(self.slots) != len(params):
             raise ValueError(
                 f"{type(self).__name__} was built for {len(self.slots)} parameters, "
-                f"got {len(params)}."
+                f"got {len(params)}; after changing which layers are trainable, compile "
+                "the model again with a new optimizer."
             )
         for param, grad, slots in zip(params, grads, self.slots):
             self.update(param, grad, slots, self.learning_rate)
         self.iterations += 1
+
+    def apply_gradients(self, grads_and_vars):
+        """apply() from (gradient, variable) pairs, as Keras's apply_gradients."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
     def update(self, param, grad, slots, lr):
         raise NotImplementedError

@@ -5,7 +5,12 @@ import pytest
 
 from engine import backend, losses
 from layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh
-from tests.gradient_check import check_layer_gradients, numerical_gradient, relative_error
+from tests.gradient_check import (
+    check_layer_gradients,
+    forward_backward,
+    numerical_gradient,
+    relative_error,
+)
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -106,19 +111,26 @@ def test_an_inference_call_between_forward_and_backward_changes_nothing(
     backend_name, rng, make, shape
 ):
     """A prediction (another batch size) between a training forward and its backward:
-    the backward still belongs to the training forward."""
-    layer = make()
-    layer.build(shape)
+    the backward still belongs to the training forward (each call keeps its own record,
+    and a model's inference calls have scratch buffers of their own)."""
+    from engine import Sequential
+
+    model = Sequential([make()])
+    model.build(shape)
+    weights = model.trainable_weights
     x = device_input((3, *shape), rng)
-    y = layer.forward(x, training=True)
+    y, tape = model.forward_with_tape(x, input_gradients=True)
     dy = device_input(y.shape, rng)
-    expected_dx = backend.to_numpy(layer.backward(dy))
-    expected = {name: backend.to_numpy(g) for name, g in layer.grads.items()}
-    layer.forward(x, training=True)
-    layer.forward(device_input((5, *shape), rng))
-    np.testing.assert_array_equal(backend.to_numpy(layer.backward(dy)), expected_dx)
-    for name, g in layer.grads.items():
-        np.testing.assert_array_equal(backend.to_numpy(g), expected[name])
+    dxs, grads = tape.backward([dy], weights)
+    expected_dx = backend.to_numpy(dxs[0])
+    expected = [backend.to_numpy(g) for g in grads]
+    _, tape = model.forward_with_tape(x, input_gradients=True)
+    model.predict(backend.to_numpy(device_input((5, *shape), rng)))
+    model(device_input((5, *shape), rng))
+    dxs, grads = tape.backward([dy], weights)
+    np.testing.assert_array_equal(backend.to_numpy(dxs[0]), expected_dx)
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_array_equal(backend.to_numpy(g), e)
 
 
 def _loss_inputs(loss, rng):
@@ -179,6 +191,7 @@ def test_softmax_crossentropy_matches_softmax_then_crossentropy(backend_name, rn
     labels = rng.integers(0, 4, size=6)
     fused = losses.SparseCategoricalCrossentropy(from_logits=True).gradient(labels, logits)
     softmax = Softmax()
-    probs = softmax.forward(logits, training=True)
-    chained = softmax.backward(losses.SparseCategoricalCrossentropy().gradient(labels, probs))
+    probs = softmax(logits)
+    dprobs = losses.SparseCategoricalCrossentropy().gradient(labels, probs)
+    _, chained, _ = forward_backward(softmax, logits, dprobs)
     assert relative_error(chained, fused) <= 1e-9

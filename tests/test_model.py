@@ -54,7 +54,7 @@ def test_compile_by_keras_names():
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     assert type(model.optimizer).__name__ == "Adam"
     assert isinstance(model.loss, losses.SparseCategoricalCrossentropy)
-    assert [name for name, _ in model.metrics] == ["accuracy"]
+    assert [m.name for m in model.metrics] == ["accuracy"]
 
 
 def test_fit_history_evaluate_predict(backend_name, rng):

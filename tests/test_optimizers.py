@@ -15,7 +15,7 @@ W0 = np.array([1.0, -2.0, 0.5])
 def run(optimizer, steps=3):
     param = backend.to_device(W0.copy())
     for grad in GRADS[:steps]:
-        optimizer.apply([param], [backend.to_device(grad)])
+        optimizer.apply([backend.to_device(grad)], [param])
     return backend.to_numpy(param)
 
 
@@ -106,7 +106,7 @@ def test_keras_defaults():
 def test_updates_are_in_place_and_count_iterations(backend_name):
     param = backend.to_device(W0.copy())
     optimizer = Adam()
-    optimizer.apply([param], [backend.to_device(GRADS[0])])
-    optimizer.apply([param], [backend.to_device(GRADS[1])])
+    optimizer.apply([backend.to_device(GRADS[0])], [param])
+    optimizer.apply([backend.to_device(GRADS[1])], [param])
     assert optimizer.iterations == 2
     assert not np.allclose(backend.to_numpy(param), W0)  # the same array object was updated

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from engine import backend, im2col
 from layers import Conv2D, MaxPooling2D
+from tests.gradient_check import forward_backward
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -82,9 +83,9 @@ def test_conv2d_matches_naive_loop(backend_name, rng, kernel, strides, padding, 
     layer.build(shape)
     layer.params["bias"][...] = backend.to_device(rng.standard_normal(3))
     x = rng.standard_normal((2, *shape))
-    ours = backend.to_numpy(layer.forward(backend.to_device(x)))
+    ours = backend.to_numpy(layer(backend.to_device(x)))
     expected = _conv_reference(x, layer, strides, padding)
-    assert ours.shape == expected.shape == (2, *layer.output_shape(shape))
+    assert ours.shape == expected.shape == (2, *layer.compute_output_shape(shape))
     np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -114,9 +115,9 @@ def test_max_pooling_matches_naive_loop(backend_name, rng, pool, strides, paddin
     layer = MaxPooling2D(pool, strides=strides, padding=padding)
     layer.build(shape)
     x = rng.standard_normal((2, *shape))
-    ours = backend.to_numpy(layer.forward(backend.to_device(x)))
+    ours = backend.to_numpy(layer(backend.to_device(x)))
     expected = naive_max_pool(x, pool, layer.strides, padding)
-    assert ours.shape == expected.shape == (2, *layer.output_shape(shape))
+    assert ours.shape == expected.shape == (2, *layer.compute_output_shape(shape))
     np.testing.assert_array_equal(ours, expected)
 
 
@@ -125,8 +126,8 @@ def test_max_pooling_tie_goes_to_first_maximum(backend_name):
     layer = MaxPooling2D((2, 2))
     layer.build((4, 4, 1))
     x = backend.to_device(np.ones((1, 4, 4, 1)))
-    layer.forward(x, training=True)
-    dx = backend.to_numpy(layer.backward(backend.to_device(np.full((1, 2, 2, 1), 3.0))))[0, :, :, 0]
+    _, dx, _ = forward_backward(layer, x, backend.to_device(np.full((1, 2, 2, 1), 3.0)))
+    dx = backend.to_numpy(dx)[0, :, :, 0]
     expected = np.zeros((4, 4))
     expected[::2, ::2] = 3.0
     np.testing.assert_array_equal(dx, expected)

@@ -106,7 +106,7 @@ def test_load_model_is_compiled_predicts_and_trains_on_identically(tmp_path, opt
     assert type(loaded.optimizer) is type(model.optimizer)
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert loaded.optimizer.iterations == model.optimizer.iterations == 3
-    assert [name for name, _ in loaded.metrics] == ["accuracy"]
+    assert [m.name for m in loaded.metrics] == ["accuracy"]
     assert np.array_equal(loaded.predict(x), model.predict(x))
     assert loaded.evaluate(x, y) == model.evaluate(x, y)
     h1 = model.fit(x, y, batch_size=8, epochs=2, seed=4, verbose=0)

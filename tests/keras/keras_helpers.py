@@ -5,7 +5,7 @@ stack of layers on both sides, copies one set of random weights into both with
 get_weights/set_weights, and compares the forward output, the gradient with
 respect to the input and the gradient of every weight. Keras's gradients come
 from its own autodiff (jax.grad through model.stateless_call); ours from
-forward(x, training=True) then backward(dy), with the same random upstream dy.
+model.forward_with_tape(x) then tape.backward(dy), with the same random upstream dy.
 
 Every comparison records its worst relative difference in WORST, per group, so
 the suite can print what it measured (see print_worst_table).
@@ -100,7 +100,6 @@ def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=
           that nearly cancels, or a tanh derivative (1 - y)(1 + y) taken from a saturated
           y, is accurate relative to the array's scale, not to itself)
     """
-    rng = np.random.default_rng(seed)
     x = np.asarray(inputs)
     dtype = backend.floatx()
     assert x.dtype == dtype, f"inputs are {x.dtype}, floatx is {dtype}"
@@ -114,42 +113,60 @@ def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=
     k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=dtype), *k_layers])
     ours = Sequential(_as_list(build_ours()))
     ours.build(x.shape[1:])
+    assert_models_match(k_model, ours, [x], rtol, atol, seed)
+
+
+def assert_models_match(k_model, ours, inputs, rtol, atol=None, seed=0):
+    """The same model in Keras and in xpcnn (one list of inputs for both): one set of random
+    weights copied into both, then the outputs, the gradients of every input and of every
+    trainable weight for the same random upstream gradients, in training mode."""
+    rng = np.random.default_rng(seed)
+    dtype = backend.floatx()
     k_model.set_weights(random_weights(k_model.get_weights(), rng))
     ours.set_weights(k_model.get_weights())
-
+    several = len(k_model.outputs) > 1
     trainable = [v.value for v in k_model.trainable_variables]
     fixed = [v.value for v in k_model.non_trainable_variables]
+    xs = [jnp.asarray(x) for x in inputs]
 
-    def keras_forward(weights, x):
-        return k_model.stateless_call(weights, fixed, x, training=True)[0]
+    def keras_forward(weights, xs):
+        out = k_model.stateless_call(weights, fixed, xs if len(xs) > 1 else xs[0], training=True)
+        return list(out[0]) if several else [out[0]]
 
     @jax.jit
-    def keras_forward_and_gradients(weights, x, dy):
-        y, pullback = jax.vjp(keras_forward, weights, x)
-        return y, pullback(dy)
+    def keras_forward_and_gradients(weights, xs, dys):
+        ys, pullback = jax.vjp(keras_forward, weights, xs)
+        return ys, pullback(dys)
 
-    # dy is drawn from the output shape, known without running the model.
-    y_shape = jax.eval_shape(keras_forward, trainable, jnp.asarray(x)).shape
-    dy = rng.standard_normal(y_shape).astype(dtype)
-    y_keras, (dw_keras, dx_keras) = keras_forward_and_gradients(trainable, jnp.asarray(x), dy)
-    y_keras, dx_keras = np.asarray(y_keras), np.asarray(dx_keras)
-    dw_keras = [np.asarray(g) for g in dw_keras]
-    assert y_keras.dtype == dtype, f"Keras computed in {y_keras.dtype}, not {dtype}"
+    # dy is drawn from the output shapes, known without running the model.
+    shapes = [s.shape for s in jax.eval_shape(keras_forward, trainable, xs)]
+    dys = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    ys_keras, (dw_keras, dxs_keras) = keras_forward_and_gradients(trainable, xs, dys)
+    ys_keras = [np.asarray(y) for y in ys_keras]
+    assert all(y.dtype == dtype for y in ys_keras), f"Keras computed in {ys_keras[0].dtype}"
 
-    y = ours.forward(backend.to_device(x), training=True)
-    dx = ours.backward(backend.to_device(dy))
-    dw = [g for layer in ours.layers for g in layer.grads.values()]
-    names = [f"{layer.name}/{k}" for layer in ours.layers for k in layer.grads]
-    assert y.dtype == dtype and dx.dtype == dtype, f"ours computed in {y.dtype}/{dx.dtype}"
+    device = [backend.to_device(x) for x in inputs]
+    ys, tape = ours.forward_with_tape(device, training=True, input_gradients=True)
+    ys = ys if several else [ys]
+    weights = ours.trainable_weights
+    dxs, dw = tape.backward([backend.to_device(d) for d in dys], weights)
+    trained = {id(w) for w in weights}
+    names = [name for name, w in ours.params.items() if id(w) in trained]
+    assert all(y.dtype == dtype for y in ys), f"ours computed in {ys[0].dtype}"
 
     def floor(ref):
         return rtol * float(np.abs(ref).max()) if atol is None else atol
 
-    assert_close(y, y_keras, rtol, floor(y_keras), "forward", group=f"forward {dtype}")
+    for i, (y, y_keras) in enumerate(zip(ys, ys_keras, strict=True)):
+        assert_close(y, y_keras, rtol, floor(y_keras), f"forward {i}", group=f"forward {dtype}")
     grad_group = f"gradients {dtype}"
-    assert_close(dx, dx_keras, rtol, floor(dx_keras), "d/dinput", group=grad_group)
+    for i, (dx, dx_keras) in enumerate(zip(dxs, dxs_keras, strict=True)):
+        assert dx.dtype == dtype, f"d/dinput {i} computed in {dx.dtype}"
+        what = "d/dinput" if len(dxs) == 1 else f"d/dinput {i}"
+        assert_close(dx, np.asarray(dx_keras), rtol, floor(dx_keras), what, group=grad_group)
     assert len(dw) == len(dw_keras), f"{len(dw)} weight gradients, Keras has {len(dw_keras)}"
     for name, g, g_keras in zip(names, dw, dw_keras):
+        g_keras = np.asarray(g_keras)
         assert_close(g, g_keras, rtol, floor(g_keras), f"d/d{name}", group=grad_group)
 
 

@@ -20,6 +20,7 @@ from layers import (
     Tanh,
 )
 from layers.activations import FUNCTIONS
+from tests.gradient_check import forward_backward
 
 pytestmark = pytest.mark.keras
 
@@ -31,6 +32,9 @@ def test_every_layer_is_covered():
     # A new public layer needs its parity test here before this list grows.
     tested = {"Activation", "Conv2D", "Dense", "Flatten", "MaxPooling2D"}
     tested |= {"ReLU", "Sigmoid", "Softmax", "Tanh"}
+    # Merge and input layers: test_keras_graphs.py, in whole graphs.
+    tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
+    tested |= {"Input", "InputLayer"}
     assert set(layers.__all__) - {"Layer"} == tested
 
 
@@ -181,7 +185,7 @@ def test_max_pooling2d_with_ties(pool, strides, padding, keras_float64):
     layer = MaxPooling2D(pool, strides=strides, padding=padding)
     y = layer(x, training=True)
     dy = rng.standard_normal(y.shape)
-    dx = layer.backward(dy)
+    _, dx, _ = forward_backward(layer, x, dy)
     expected, is_max = first_maximum_gradient(x, dy, pool, strides, padding)
 
     keras_layer = keras.layers.MaxPooling2D(pool, strides=strides, padding=padding)

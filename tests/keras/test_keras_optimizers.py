@@ -1,7 +1,7 @@
 """Every optimizer against Keras's: several steps from the same gradients, float64.
 
 Keras side: keras.optimizers.X(...).apply_gradients on keras.Variable; ours:
-optimizer.apply(params, grads) in place. Parameters are compared after every step.
+optimizer.apply(grads, params) in place. Parameters are compared after every step.
 """
 
 import keras
@@ -74,7 +74,7 @@ def test_optimizer_matches_keras(case, keras_float64):
 
     for step, grads in enumerate(gradient_sequence(rng)):
         theirs.apply_gradients(zip(grads, variables))
-        ours.apply(params, [backend.to_device(g) for g in grads])
+        ours.apply([backend.to_device(g) for g in grads], params)
         for i, (p, v) in enumerate(zip(params, variables)):
             # Compare the distance travelled, not the parameter, so the tolerance applies to
             # the optimizer's arithmetic rather than to the (much larger) starting values.

@@ -1,0 +1,134 @@
+"""What compile() resolves: a loss (and weight) per output, and metrics per output.
+
+As Keras: ``loss`` is one loss for every output, a list with one per output (None: that
+output is not trained), or a dict by output name; ``loss_weights`` likewise scales each
+output's loss in the total that is minimised. ``metrics`` is a list for a model with one
+output; for several, a list with one entry (a name or a list of names) per output, or a
+dict by output name. With several outputs the logs name each output's loss and metrics
+'<output>_loss', '<output>_<metric>', as Keras does.
+"""
+
+from engine import losses
+from engine import metrics as metrics_module
+
+
+def _per_output(value, names, what, make):
+    """``value`` (one, a list or a dict) spread over the outputs ``names`` through ``make``."""
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise ValueError(f"compile(): {what} names outputs {unknown}; the outputs are {names}.")
+        return [make(value[name]) if name in value else None for name in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(names):
+            raise ValueError(
+                f"compile(): {what} has {len(value)} entries; the model has {len(names)} "
+                f"outputs {names}."
+            )
+        return [None if v is None else make(v) for v in value]
+    return [make(value) for _ in names]
+
+
+class CompiledLoss:
+    """losses[i] (a Loss, or None) and weights[i] for output i."""
+
+    def __init__(self, loss, loss_weights, output_names):
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
+        self.losses = _per_output(loss, output_names, "loss", losses.get)
+        if all(item is None for item in self.losses):
+            raise ValueError("compile() needs a loss for at least one output.")
+        if loss_weights is None:
+            self.weights = [1.0] * len(output_names)
+        else:
+            weights = _per_output(loss_weights, output_names, "loss_weights", float)
+            self.weights = [1.0 if w is None else w for w in weights]
+        self.output_names = output_names
+        self.reduction = (
+            "sum_over_batch_size"
+            if all(
+                getattr(item, "reduction", None) == "sum_over_batch_size"
+                for item in self.losses
+                if item is not None
+            )
+            else None
+        )
+
+    @property
+    def single(self):
+        return len(self.losses) == 1
+
+    @property
+    def log_names(self):
+        """Names of the per-output losses in the logs (none for a single output)."""
+        if self.single:
+            return []
+        return [f"{name}_loss" for name, loss in zip(self.output_names, self.losses) if loss]
+
+    def __call__(self, ys, y_preds, with_gradients=False):
+        """(total, per-output values, per-output gradients or None) for targets ``ys`` (one
+        per output with a loss) and predictions ``y_preds`` (one per output)."""
+        total, values, dys = None, [], []
+        targets = iter(ys)
+        for loss, weight, y_pred in zip(self.losses, self.weights, y_preds):
+            if loss is None:
+                dys.append(None)
+                continue
+            y = next(targets)
+            if with_gradients:
+                value, dy = loss.value_and_gradient(y, y_pred)
+                dys.append(dy if weight == 1 else dy * weight)
+            else:
+                value = loss.compute(y, y_pred)
+            values.append(value)
+            weighted = value if weight == 1 else value * weight
+            total = weighted if total is None else total + weighted
+        return total, values, (dys if with_gradients else None)
+
+
+class CompiledMetrics:
+    """The metric objects of each output, and the names they log under."""
+
+    def __init__(self, metrics, compiled_loss):
+        names = compiled_loss.output_names
+        if metrics is None:
+            metrics = []
+        if not isinstance(metrics, (list, tuple, dict)):
+            raise TypeError(f"metrics must be a list of names, got {metrics!r}.")
+        if len(names) == 1:
+            entries = [list(metrics.values()) if isinstance(metrics, dict) else list(metrics)]
+        elif not metrics:
+            entries = [[] for _ in names]
+        else:
+            entries = _per_output(metrics, names, "metrics", lambda m: m)
+        self.per_output = []
+        for name, entry, loss in zip(names, entries, compiled_loss.losses):
+            entry = [] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry]
+            if entry and loss is None:
+                raise ValueError(
+                    f"compile(): metrics for output {name!r}, which has no loss and so no targets."
+                )
+            self.per_output.append([metrics_module.get(m, loss) for m in entry])
+        # (output index, index of its targets, metric, log name); only outputs with a loss
+        # have targets
+        self._updates, target = [], 0
+        for i, (name, made, loss) in enumerate(zip(names, self.per_output, compiled_loss.losses)):
+            for metric in made:
+                log_name = metric.name if len(names) == 1 else f"{name}_{metric.name}"
+                self._updates.append((i, target, metric, log_name))
+            target += loss is not None
+
+    @property
+    def metrics(self):
+        return [metric for _, _, metric, _ in self._updates]
+
+    @property
+    def names(self):
+        return [log_name for _, _, _, log_name in self._updates]
+
+    def update_state(self, ys, y_preds, sample_weight=None):
+        for i, target, metric, _ in self._updates:
+            metric.update_state(ys[target], y_preds[i], sample_weight)
+
+    def results(self):
+        return {log_name: metric.result() for _, _, metric, log_name in self._updates}
