@@ -12,7 +12,7 @@ engine cannot import them while it starts.
 
 import importlib
 
-from engine import backend, callbacks, config, initializers, losses, metrics, utils
+from engine import backend, callbacks, config, initializers, losses, metrics, regularizers, utils
 from engine.backend import BackendUnavailableError
 from engine.trainer import NonFiniteLossError, NotCompiledError
 
@@ -56,6 +56,7 @@ __all__ = [
     "initializers",
     "losses",
     "metrics",
+    "regularizers",
     "utils",
     *_LAZY,
 ]

@@ -198,6 +198,16 @@ class Model(Trainer, Layer):
         return _unique(w for layer in self._own_layers() for w in layer.trainable_weights)
 
     @property
+    def regularized_weights(self):
+        seen, pairs = set(), []
+        for layer in self._own_layers():
+            for w, regularizer in layer.regularized_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    pairs.append((w, regularizer))
+        return pairs
+
+    @property
     def non_trainable_weights(self):
         trainable = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trainable]

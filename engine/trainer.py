@@ -89,7 +89,32 @@ class Trainer:
         x, y, sample_weight = data
         y_pred = self._forward(x)
         loss, losses, _ = self.compiled_loss(y, y_pred)
+        penalty = self.regularization_penalty()
+        if penalty is not None:
+            loss = loss + penalty
         return self.compute_metrics(x, y, y_pred, sample_weight, loss, losses)
+
+    def regularization_penalty(self):
+        """The sum of the weight regularizers' penalties (None when there are none)."""
+        total = None
+        for w, regularizer in self.regularized_weights:
+            penalty = regularizer(w)
+            total = penalty if total is None else total + penalty
+        return total
+
+    def _add_regularization(self, loss, grads):
+        """The loss and gradients with the regularizers' penalties and their gradients."""
+        pairs = self.regularized_weights
+        if not pairs:
+            return loss, grads
+        position = {id(w): i for i, w in enumerate(self._trained_weights())}
+        grads = list(grads)
+        for w, regularizer in pairs:
+            loss = loss + regularizer(w)
+            i = position.get(id(w))
+            if i is not None:
+                grads[i] = grads[i] + regularizer.gradient(w)
+        return loss, grads
 
     def predict_step(self, data):
         """The outputs (a list, one per model output) for the batch's inputs."""
@@ -114,7 +139,8 @@ class Trainer:
         size = self._chunk_size(n)
         if size >= n:
             loss, losses, y_pred, grads = self._loss_and_gradients(x, y, self._step_key, 1)
-            return loss, losses, y_pred, self._zeros_for_missing(grads)
+            loss, grads = self._add_regularization(loss, self._zeros_for_missing(grads))
+            return loss, losses, y_pred, grads
         # The losses are means over the samples, so the pieces' gradients, each scaled by
         # its share of the batch, add up to the batch's (up to float rounding).
         loss_sum, loss_sums, preds, totals = 0, None, [], None
@@ -138,7 +164,8 @@ class Trainer:
             preds.append(y_pred)
         xp = backend.xp()
         y_pred = [xp.concatenate([p[i] for p in preds]) for i in range(len(preds[0]))]
-        return loss_sum / n, [s / n for s in loss_sums], y_pred, self._zeros_for_missing(totals)
+        loss, grads = self._add_regularization(loss_sum / n, self._zeros_for_missing(totals))
+        return loss, [s / n for s in loss_sums], y_pred, grads
 
     def _loss_and_gradients(self, x, y, key, scale):
         y_pred, tape = self._plan().run_with_tape(x, training=True, key=key)

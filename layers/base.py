@@ -54,19 +54,23 @@ class Layer:
         self.input_shape = None if input_shape is None else utils.standardize_shape(input_shape)
         self._params = {}
         self._non_trainable = set()
+        self._regularizers = {}
         self._trainable = bool(trainable)
         self.built = False
         self.inbound_nodes = []
 
     # -- weights --------------------------------------------------------------------
 
-    def add_weight(self, name, shape, initializer="zeros", trainable=True):
+    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
         """Create weight ``name``: drawn on the host, cast to floatx(), moved to the device.
-        Non-trainable weights (moving statistics) are saved and loaded, never optimized."""
+        Non-trainable weights (moving statistics) are saved and loaded, never optimized;
+        a ``regularizer``'s penalty joins the loss (engine/regularizers.py)."""
         values = initializers.get(initializer)(tuple(shape), utils.global_rng())
         self._params[name] = backend.to_device(np.asarray(values), dtype=backend.floatx())
         if not trainable:
             self._non_trainable.add(name)
+        if regularizer is not None:
+            self._regularizers[name] = regularizer
         return self._params[name]
 
     @property
@@ -89,6 +93,11 @@ class Layer:
     def weights(self):
         """Every weight array, trainable and not, in get_weights() order."""
         return list(self.params.values())
+
+    @property
+    def regularized_weights(self):
+        """(weight, regularizer) pairs: the penalties this layer adds to the loss."""
+        return [(self._params[name], r) for name, r in self._regularizers.items()]
 
     @property
     def trainable_weights(self):

@@ -1,6 +1,6 @@
 """Conv2D: im2col + one matrix product forward, col2im backward (channels-last)."""
 
-from engine import backend, im2col, initializers, utils
+from engine import backend, im2col, initializers, regularizers, utils
 from layers import activations
 from layers.base import Layer, initializer_config
 
@@ -69,6 +69,8 @@ class Conv2D(Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +84,8 @@ class Conv2D(Layer):
             initializers.get(initializer)  # an unknown name fails here, not at build time
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def _plan(self, input_shape):
         return spatial_plan(
@@ -101,10 +105,15 @@ class Conv2D(Layer):
         self.output_hw, self.pads = self._plan(input_shape)
         kh, kw = self.kernel_size
         self.kernel = self.add_weight(
-            "kernel", (kh, kw, input_shape[2], self.filters), self.kernel_initializer
+            "kernel",
+            (kh, kw, input_shape[2], self.filters),
+            self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
         )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer)
+            self.bias = self.add_weight(
+                "bias", (self.filters,), self.bias_initializer, regularizer=self.bias_regularizer
+            )
 
     def forward(self, x, ctx):
         n = x.shape[0]
@@ -152,6 +161,8 @@ class Conv2D(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializer_config(self.kernel_initializer),
             "bias_initializer": initializer_config(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }
 
 

@@ -2,7 +2,7 @@
 
 import math
 
-from engine import initializers, utils
+from engine import initializers, regularizers, utils
 from layers import activations
 from layers.base import Layer, initializer_config
 
@@ -32,6 +32,8 @@ class Dense(Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -42,6 +44,8 @@ class Dense(Layer):
             initializers.get(initializer)  # an unknown name fails here, not at build time
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         input_shape = utils.standardize_shape(input_shape)
@@ -55,10 +59,15 @@ class Dense(Layer):
     def build(self, input_shape):
         input_shape = super().build(input_shape)
         self.kernel = self.add_weight(
-            "kernel", (input_shape[0], self.units), self.kernel_initializer
+            "kernel",
+            (input_shape[0], self.units),
+            self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
         )
         if self.use_bias:
-            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+            self.bias = self.add_weight(
+                "bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer
+            )
 
     def forward(self, x, ctx):
         out = x @ self.kernel
@@ -85,4 +94,6 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": initializer_config(self.kernel_initializer),
             "bias_initializer": initializer_config(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
         }

@@ -24,7 +24,6 @@ from keras_helpers import WORST, print_worst_table  # noqa: E402
 
 from engine import backend  # noqa: E402
 
-
 _keras_result_type = keras_dtypes.result_type
 
 
