@@ -8,7 +8,21 @@ import secrets
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["atomic_write"]
+__all__ = ["KerasFileError", "WeightFileError", "WeightFileNotFoundError", "atomic_write"]
+
+
+class WeightFileError(ValueError):
+    """A weights or model file is unreadable or does not match the model."""
+
+
+class WeightFileNotFoundError(WeightFileError, FileNotFoundError):
+    """The weights or model file does not exist."""
+
+
+class KerasFileError(WeightFileError):
+    """A Keras file (.keras archive, .weights.h5) that cannot be read into, or written from,
+    this model."""
+
 
 _WRITE_MODES = ("w", "wt", "wb")
 

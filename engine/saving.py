@@ -15,24 +15,21 @@ copied). A missing file raises WeightFileNotFoundError (also a FileNotFoundError
 """
 
 import json
+import math
 import os
 import zipfile
 
 import numpy as np
 
-from engine import losses, serialization
+from engine import keras_archive, losses, serialization
 from engine import metrics as metrics_module
-from engine.io_utils import atomic_write
+from engine.io_utils import (
+    WeightFileError,
+    WeightFileNotFoundError,
+    atomic_write,
+)
 
 FORMAT = "xpcnn-1"
-
-
-class WeightFileError(ValueError):
-    """A weights or model file is unreadable or does not match the model."""
-
-
-class WeightFileNotFoundError(WeightFileError, FileNotFoundError):
-    """The weights or model file does not exist."""
 
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip member, or an empty zip archive
@@ -43,16 +40,31 @@ def _encode(config):
     return np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
 
 
-def _write(path, arrays):
-    """Write an .npz atomically: a crash or Ctrl-C leaves any previous file intact."""
+def _writable(path):
+    """``path`` as a str, once its folder exists and it is not itself a folder."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Cannot save {path!r}: the folder {folder!r} does not exist.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"Cannot save to {path!r}: it is a folder; give a file name.")
-    with atomic_write(path) as f:
+    return path
+
+
+def _write(path, arrays):
+    """Write an .npz atomically: a crash or Ctrl-C leaves any previous file intact."""
+    with atomic_write(_writable(path)) as f:
         np.savez(f, **arrays)
+
+
+def _existing(path):
+    """``path`` as a str naming an existing file, or the error that says what it is."""
+    path = _as_path(path)
+    if os.path.isdir(path):
+        raise WeightFileError(f"{path!r} is a folder, not a weights or model file.")
+    if not os.path.isfile(path):
+        raise WeightFileNotFoundError(f"No such weights or model file: {path!r}.")
+    return path
 
 
 def _sniff(path):
@@ -86,31 +98,65 @@ def _as_path(path):
 
 def _read(path):
     """All arrays of an .npz file, or a WeightFileError naming the file and the problem."""
-    path = _as_path(path)
-    if os.path.isdir(path):
-        raise WeightFileError(f"{path!r} is a folder, not a weights or model file.")
-    if not os.path.isfile(path):
-        raise WeightFileNotFoundError(f"No such weights or model file: {path!r}.")
+    path = _existing(path)
     _sniff(path)
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         config = json.loads(bytes(arrays.pop("__config__")).decode("utf-8"))
+        for key, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                raise WeightFileError(
+                    f"{path!r} is not a valid xpcnn file: its member {key!r} is not an array."
+                )
+    except WeightFileError:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise WeightFileError(
-                f"{path!r} holds Python objects (object arrays need pickle); refused: "
-                "weight files are data, never code."
-            ) from None
+            raise WeightFileError(_objects_refused(path)) from None
         raise WeightFileError(f"{path!r} is not a valid xpcnn file: {exc}.") from None
-    except (KeyError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except Exception as exc:  # zip, NumPy's header parser, UTF-8: each its own exceptions
         raise WeightFileError(
-            f"{path!r} is not a valid xpcnn file (truncated or corrupt?): {exc}."
+            f"{path!r} is not a valid xpcnn file (truncated or corrupt?): "
+            f"{type(exc).__name__}: {exc}."
         ) from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         found = config.get("format") if isinstance(config, dict) else None
         raise WeightFileError(f"{path!r} is not an xpcnn {FORMAT} file (its format is {found!r}).")
     return config, arrays
+
+
+def _objects_refused(path):
+    return (
+        f"{path!r} holds Python objects (object arrays need pickle); refused: "
+        "weight files are data, never code."
+    )
+
+
+def _check_members(path):
+    """Read each member's .npy header first: object arrays are refused unread, and an array
+    whose header claims more bytes than the member holds (which NumPy would allocate) is
+    a damaged file."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                except ValueError:
+                    continue  # not an array: np.load reports it
+                read = np.lib.format.read_array_header_1_0
+                if version != (1, 0):
+                    read = np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            if dtype.hasobject:
+                raise WeightFileError(_objects_refused(path))
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                raise WeightFileError(
+                    f"{path!r} is not a valid xpcnn file (truncated or corrupt?): its member "
+                    f"{info.filename!r} claims a {shape} {dtype} array, larger than its "
+                    f"{info.file_size} bytes."
+                )
 
 
 def _weights_from(arrays, path):
@@ -146,7 +192,15 @@ def _layer_signature(model):
 
 
 def save_weights(model, path):
+    """An xpcnn .npz, or Keras's HDF5 weights file for a name ending in .h5 (.weights.h5)."""
     model._require_built("save_weights")
+    if os.fspath(path).endswith(".h5"):
+        return keras_archive.save_weights(model, _writable(path))
+    if os.fspath(path).endswith(".keras"):
+        raise WeightFileError(
+            f"{os.fspath(path)!r}: a .keras archive holds a whole model; use model.save for it, "
+            "or name the weights file *.weights.h5 (Keras) or *.npz (xpcnn)."
+        )
     arrays = {f"weight/{i}": w for i, w in enumerate(model.get_weights())}
     arrays["__config__"] = _encode(
         {"format": FORMAT, "kind": "weights", "layers": _layer_signature(model)}
@@ -155,7 +209,11 @@ def save_weights(model, path):
 
 
 def load_weights(model, path):
-    path = _as_path(path)
+    """Weights from an xpcnn .npz, a Keras .weights.h5 file or a Keras .keras archive."""
+    path = _existing(path)
+    if keras_archive.is_hdf5(path) or keras_archive.is_keras_archive(path):
+        model._require_built("load_weights")
+        return keras_archive.load_weights(model, path)
     config, arrays = _read(path)
     if config.get("kind") not in ("weights", "model"):
         raise WeightFileError(f"{path!r} holds neither weights nor a model.")
@@ -178,7 +236,15 @@ def load_weights(model, path):
 
 
 def save_model(model, path):
+    """An xpcnn .npz, or a Keras 3 .keras archive for a name ending in .keras."""
     model._require_built("save")
+    if os.fspath(path).endswith(".keras"):
+        return keras_archive.save_archive(model, _writable(path))
+    if os.fspath(path).endswith(".h5"):
+        raise WeightFileError(
+            f"{os.fspath(path)!r}: model.save writes a whole model as .keras (Keras) or .npz "
+            "(xpcnn); an .h5 name is for weights (model.save_weights)."
+        )
     config = {
         "format": FORMAT,
         "kind": "model",
@@ -224,7 +290,14 @@ def load_model(path, custom_objects=None):
     ``custom_objects`` (name -> Layer subclass) lets the file name your own layer classes,
     as in Keras; nothing else a file names is ever imported or run.
     """
-    path = _as_path(path)
+    path = _existing(path)
+    if keras_archive.is_keras_archive(path):
+        return keras_archive.load_archive(path, custom_objects)
+    if keras_archive.is_hdf5(path):
+        raise WeightFileError(
+            f"{path!r} is an HDF5 weights file (Keras's .weights.h5), which holds weights, not a "
+            "model: build the model and call model.load_weights on it."
+        )
     config, arrays = _read(path)
     if config.get("kind") != "model":
         raise WeightFileError(
