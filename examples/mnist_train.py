@@ -22,21 +22,17 @@ from pathlib import Path
 import numpy as np
 
 _HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:  # cli.py and plots.py sit next to this file
+    sys.path.insert(0, str(_HERE))
+import cli  # noqa: E402, F401  (makes the engine importable from a checkout)
+import plots  # noqa: E402
+from cli import non_negative_int, positive_float, positive_int  # noqa: E402
 
-try:
-    import engine
-except ImportError:  # not installed: use the checkout this file lives in
-    sys.path.insert(0, str(_HERE.parent))
-    import engine
-
+import engine  # noqa: E402
 from engine import Model, Sequential, backend, losses  # noqa: E402
 from engine.datasets import DatasetError, mnist  # noqa: E402
 from layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from optim import SGD, Adagrad, Adam, RMSprop  # noqa: E402
-
-if str(_HERE) not in sys.path:  # plots.py sits next to this file
-    sys.path.insert(0, str(_HERE))
-import plots  # noqa: E402
 
 # optimizer name -> (default learning rate, factory taking the learning rate)
 OPTIMIZERS = {
@@ -68,36 +64,6 @@ examples:
 Outputs in --out: model.npz (load it again with engine.load_model), training_curves.png,
 predictions.png, confusion_matrix.png, filters.png and feature_maps.png.
 """
-
-
-def whole_number(minimum):
-    """argparse type: a whole number >= minimum (1 for counts, 0 for seeds)."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = whole_number(1)
-non_negative_int = whole_number(0)
-
-
-def positive_float(text):
-    """argparse type: a number > 0 (for learning rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 0.001, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
 
 
 def parse_args(argv=None):
