@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import avgpool, backend, upsample
 from engine.workspace import Workspace
@@ -145,6 +147,53 @@ def test_bilinear_of_a_constant_map_is_that_constant_and_of_a_ramp_a_ramp(backen
     y = run(UpSampling2D((2, 1), "bilinear"), ramp)[0, :, 0, 0]
     np.testing.assert_allclose(y[1:-1], (np.arange(1, 11) + 0.5) / 2 - 0.5, rtol=1e-15)
     assert y[0] == 0.0 and y[-1] == 5.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    c=st.integers(1, 3),
+    sh=st.integers(1, 4),
+    sw=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_bilinear_forward_and_backward_are_adjoint(n, h, w, c, sh, sw, seed):
+    """<up(x), g> == <x, up_backward(g)> for every shape and factor: the edge rows and the
+    rows where one sample's map ends and the next begins included."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c))
+    g = rng.standard_normal((n, h * sh, w * sw, c))
+    y = upsample.bilinear_forward(x, sh, sw, Workspace())
+    np.testing.assert_allclose(y, naive_bilinear(x, (sh, sw)), rtol=1e-12, atol=1e-13)
+    back = upsample.bilinear_backward(g, sh, sw, Workspace())
+    np.testing.assert_allclose((y * g).sum(), (x * back).sum(), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 8),
+    w=st.integers(1, 8),
+    ph=st.integers(1, 4),
+    pw=st.integers(1, 4),
+    sh=st.integers(1, 3),
+    sw=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]),
+    seed=st.integers(0, 2**16),
+)
+def test_average_pooling_forward_and_backward_are_adjoint(h, w, ph, pw, sh, sw, padding, seed):
+    if padding == "valid" and (ph > h or pw > w):
+        return  # the pool does not fit; AveragePooling2D refuses such shapes
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, h, w, 2))
+    (top, bottom), (left, right) = pads_for(h, ph, sh, padding), pads_for(w, pw, sw, padding)
+    pads = (top, bottom, left, right)
+    y = avgpool.avg_pool_forward(x, ph, pw, sh, sw, pads)
+    np.testing.assert_allclose(y, naive_avg_pool(x, (ph, pw), (sh, sw), padding), rtol=1e-12)
+    g = rng.standard_normal(y.shape)
+    back = avgpool.avg_pool_backward(g, x.shape, ph, pw, sh, sw, pads)
+    np.testing.assert_allclose((y * g).sum(), (x * back).sum(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.fixture
