@@ -11,7 +11,8 @@ triangle kernel's weights inside the image, which for upsampling is clamping). W
 i = k * SH + r, p = k + d(r), d(r) = (r + 0.5) / SH - 0.5 in (-0.5, 0.5): each phase r
 mixes rows (k - 1, k) when d < 0 and (k, k + 1) otherwise, with fixed weights. The CPU
 computes it phase by phase, rows then columns, into planes it interleaves at the end;
-the GPU runs one gather kernel per direction, with the same weights in the same order.
+the GPU runs one gather kernel forward and one backward, with the same weights in the
+same order.
 """
 
 import numpy as np
@@ -57,8 +58,8 @@ def _resample_cpu(x, s, out, tmp):
     out[r, :, k] (out: (s, A, L, B)); tmp: a scratch vector of at least A * L * B values.
 
     Row k's neighbours are x's flat elements B before and after it, so every large
-    operation runs over contiguous memory (slicing axis 1 instead runs 10x slower on
-    maps bigger than the caches); the edge rows, where that offset reaches into the
+    operation runs over contiguous memory (slices of axis 1 ran several times slower
+    on maps bigger than the caches); the edge rows, where that offset reaches into the
     next or previous A, are then written again with their own row as the neighbour.
     """
     a, size, b = x.shape
@@ -89,8 +90,8 @@ def _resample_adjoint_cpu(g, dx, tmp):
     one = g.dtype.type
     for r, tap, lower, upper in phases(g.shape[0]):
         lower, upper = one(lower), one(upper)
-        # The weight on the neighbour row first: the edge row keeps its share, and once
-        # it is zeroed the offset carries nothing into another A.
+        # The neighbour row's share first: an edge row's share stays in it (clamped), and
+        # with it zeroed in ``part`` the flat offset carries nothing into another A.
         edge = 0 if tap == 0 else -1
         np.multiply(g[r], lower if tap == 0 else upper, out=part)
         dx[:, edge] += part[:, edge]
