@@ -15,7 +15,16 @@ from timing import BATCHES, run_timed
 from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
-from layers import Conv2D, Dense, Flatten, MaxPooling2D
+from layers import (
+    AveragePooling2D,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+    UpSampling2D,
+)
 from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
@@ -27,6 +36,21 @@ LAYERS = {
     "flatten Flatten()": (Flatten, (5, 5, 64)),
     "dense1 Dense(64, relu)": (lambda: Dense(64, activation="relu"), (1600,)),
     "dense2 Dense(10)": (lambda: Dense(10), (64,)),
+    # Other layers, on maps of the tutorial network's sizes.
+    "avgpool AveragePooling2D(2) 26x26x32": (lambda: AveragePooling2D(2), (26, 26, 32)),
+    "avgpool AveragePooling2D(2) 11x11x64": (lambda: AveragePooling2D(2), (11, 11, 64)),
+    "avgpool AveragePooling2D(3, 2, same) 26x26x32": (
+        lambda: AveragePooling2D(3, strides=2, padding="same"),
+        (26, 26, 32),
+    ),
+    "gap GlobalAveragePooling2D() 26x26x32": (GlobalAveragePooling2D, (26, 26, 32)),
+    "gap GlobalAveragePooling2D() 11x11x64": (GlobalAveragePooling2D, (11, 11, 64)),
+    "gmp GlobalMaxPooling2D() 11x11x64": (GlobalMaxPooling2D, (11, 11, 64)),
+    "up UpSampling2D(2, nearest) 14x14x32": (UpSampling2D, (14, 14, 32)),
+    "up UpSampling2D(2, bilinear) 14x14x32": (
+        lambda: UpSampling2D(interpolation="bilinear"),
+        (14, 14, 32),
+    ),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),

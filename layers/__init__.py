@@ -8,18 +8,27 @@ from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D
 from layers.core import Dense, Flatten
+from layers.global_pooling import GlobalAveragePooling2D, GlobalMaxPooling2D
 from layers.input_layer import Input, InputLayer
 from layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
-from layers.pooling import MaxPooling2D
+from layers.padding import Cropping2D, ZeroPadding2D
+from layers.pooling import AveragePooling2D, MaxPooling2D
+from layers.rescaling import Rescaling
+from layers.reshape import Permute, Reshape
+from layers.upsampling import UpSampling2D
 
 __all__ = [
     "Activation",
     "Add",
     "Average",
+    "AveragePooling2D",
     "Concatenate",
     "Conv2D",
+    "Cropping2D",
     "Dense",
     "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
     "Layer",
@@ -27,9 +36,14 @@ __all__ = [
     "Maximum",
     "Minimum",
     "Multiply",
+    "Permute",
     "ReLU",
+    "Rescaling",
+    "Reshape",
     "Sigmoid",
     "Softmax",
     "Subtract",
     "Tanh",
+    "UpSampling2D",
+    "ZeroPadding2D",
 ]

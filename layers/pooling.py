@@ -1,28 +1,22 @@
-"""MaxPooling2D (channels-last), with Keras's floor semantics: 11 -> 5 for pool 2."""
+"""MaxPooling2D and AveragePooling2D (channels-last), with Keras's floor semantics: 11 -> 5
+for pool 2; 'same' pads so that the output is ceil(size / stride), the odd extra cell at
+the bottom/right."""
 
-from engine import maxpool, utils
+from engine import avgpool, maxpool, utils
 from layers.base import Layer
 from layers.conv import spatial_plan
 
 
-class MaxPooling2D(Layer):
-    """Maximum over (PH, PW) windows moved by ``strides`` (default: pool_size).
+class _Pooling2D(Layer):
+    """A (PH, PW) window moved by ``strides`` (default: pool_size); after build, ``pads``
+    is the padding (top, bottom, left, right) of the built input shape."""
 
-    The gradient of a window goes to its first maximum in row-major order when
-    several elements tie, so exactly one input receives it.
-    """
-
-    def __init__(
-        self,
-        pool_size=(2, 2),
-        strides=None,
-        padding="valid",
-        **kwargs,
-    ):
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = utils.as_pair(pool_size, "MaxPooling2D pool_size")
+        what = type(self).__name__
+        self.pool_size = utils.as_pair(pool_size, f"{what} pool_size")
         self.strides = (
-            self.pool_size if strides is None else utils.as_pair(strides, "MaxPooling2D strides")
+            self.pool_size if strides is None else utils.as_pair(strides, f"{what} strides")
         )
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"Unknown padding {padding!r}; expected 'valid' or 'same'.")
@@ -34,7 +28,7 @@ class MaxPooling2D(Layer):
             self.pool_size,
             self.strides,
             self.padding,
-            f"MaxPooling2D {self.name!r}",
+            f"{type(self).__name__} {self.name!r}",
         )
 
     def compute_output_shape(self, input_shape):
@@ -45,6 +39,22 @@ class MaxPooling2D(Layer):
     def build(self, input_shape):
         input_shape = super().build(input_shape)
         _, self.pads = self._plan(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
+
+
+class MaxPooling2D(_Pooling2D):
+    """Maximum over (PH, PW) windows moved by ``strides`` (default: pool_size).
+
+    The gradient of a window goes to its first maximum in row-major order when
+    several elements tie, so exactly one input receives it.
+    """
 
     def forward(self, x, ctx):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
@@ -59,10 +69,20 @@ class MaxPooling2D(Layer):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         return maxpool.max_pool_backward(dy, ctx.saved, ctx.x_shape, ph, pw, sh, sw, self.pads)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "pool_size": list(self.pool_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-        }
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over (PH, PW) windows moved by ``strides`` (default: pool_size).
+
+    With 'same' padding a window at the edge averages the real cells it covers only
+    (the padding is not counted), as Keras does.
+    """
+
+    def forward(self, x, ctx):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        if ctx.for_backward:
+            ctx.x_shape = x.shape
+        return avgpool.avg_pool_forward(x, ph, pw, sh, sw, self.pads)
+
+    def backward(self, ctx, dy):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        return avgpool.avg_pool_backward(dy, ctx.x_shape, ph, pw, sh, sw, self.pads)

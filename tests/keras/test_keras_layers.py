@@ -35,6 +35,9 @@ def test_every_layer_is_covered():
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
     tested |= {"Input", "InputLayer"}
+    # Pooling variants, upsampling, padding, cropping, reshaping: test_keras_pooling_reshape.py.
+    tested |= {"AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
+    tested |= {"UpSampling2D", "ZeroPadding2D", "Cropping2D", "Reshape", "Permute", "Rescaling"}
     assert set(layers.__all__) - {"Layer"} == tested
 
 
