@@ -27,7 +27,10 @@ def summary_text(model, connections):
             ]
             row.append(", ".join(sources) or "-")
         rows.append(row)
-    widths = (33, 26, 13, 30) if connections else (33, 26, 13)
+    # Keras's widths, the first two widened for names and shapes that would not fit.
+    first = max([33] + [len(row[0]) + 2 for row in rows])
+    second = max([26] + [len(row[1]) + 2 for row in rows])
+    widths = (first, second, 13, 30) if connections else (first, second, 13)
 
     def line(cells):  # the parameter count right-aligned, the other columns left
         text = "".join(
