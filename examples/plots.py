@@ -1,4 +1,4 @@
-"""Figures for the MNIST example: one function per PNG file.
+"""Figures for the example programs: one function per PNG file.
 
 Every function takes plain NumPy arrays and an output path, draws with
 matplotlib's non-interactive Agg backend, writes the PNG and closes the figure,
@@ -214,5 +214,80 @@ def plot_feature_maps(image, stages, path, channels=8, title=None):
             f"{name}\n{h}x{w}x{total}", fontsize=8, rotation=0, ha="right", va="center"
         )
     fig.suptitle(title or f"Feature maps (first {channels} channels of each stage)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _image_grid(rows, columns, scale=1.3):
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(scale * columns, scale * rows + 0.6), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def plot_retrieval(images, labels, queries, neighbours, path):
+    """Each query (left column) and its nearest neighbours, wrong labels framed in red.
+
+    Shapes: images (N, H, W[, C]), labels (N,), queries (Q,), neighbours (Q, K) indices.
+    """
+    k = neighbours.shape[1]
+    fig, axes = _image_grid(len(queries), k + 1)
+    for r, (q, found) in enumerate(zip(queries, neighbours)):
+        axes[r, 0].imshow(_as_image(images[q]), cmap="binary")
+        axes[r, 0].set_ylabel(f"query\nlabel {labels[q]}", fontsize=8)
+        for c, j in enumerate(found, start=1):
+            ax = axes[r, c]
+            ax.imshow(_as_image(images[j]), cmap="binary")
+            if labels[j] != labels[q]:
+                for spine in ax.spines.values():
+                    spine.set_color("red")
+                    spine.set_linewidth(2)
+    fig.suptitle(f"Queries and their {k} most similar test images (other labels in red)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_strips(strips, predicted, true, path):
+    """Strips of digits with the digits read and the true ones; a wrong strip in red.
+
+    Shapes: strips (N, H, W[, 1]), predicted and true (N, D) digits.
+    """
+    fig, axes = plt.subplots(len(strips), 1, figsize=(5, 1.25 * len(strips) + 0.5), squeeze=False)
+    for ax, strip, p, t in zip(axes[:, 0], strips, predicted, true):
+        ax.imshow(_as_image(strip), cmap="binary")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ok = np.array_equal(p, t)
+        ax.set_title(
+            f"read {''.join(map(str, p))}   true {''.join(map(str, t))}",
+            color="tab:green" if ok else "red",
+            fontsize=10,
+        )
+    fig.suptitle("Strips of test digits, read by the model")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_super_resolution(rows, titles, path, psnr=None):
+    """Columns of images side by side (low resolution, bicubic, ours, original), one row
+    per sample; ``psnr`` adds each column's PSNR to its title.
+
+    Shapes: rows (R, C, H_c, W_c[, 1]) as a list of lists of images, titles (C,).
+    """
+    fig, axes = _image_grid(len(rows), len(titles), scale=1.6)
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            axes[r, c].imshow(_as_image(image), cmap="binary", vmin=0, vmax=1)
+            if r == 0:
+                title = (
+                    titles[c]
+                    if psnr is None or psnr[c] is None
+                    else f"{titles[c]}\n{psnr[c]:.2f} dB"
+                )
+                axes[r, c].set_title(title, fontsize=9)
+    fig.suptitle("2x super-resolution of test digits")
     fig.tight_layout()
     return _save(fig, path)
