@@ -17,7 +17,7 @@ from tests.conftest import DATA_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-EXAMPLES = ["retrieval.py", "read_digits.py", "predict.py"]
+EXAMPLES = ["retrieval.py", "read_digits.py", "predict.py", "super_resolution.py"]
 
 
 def run(script, args, timeout=240):
@@ -95,6 +95,18 @@ def test_read_digits_reports_digit_and_strip_accuracy(tmp_path):
     strip = float(re.search(r"^whole-strip accuracy: (\d\.\d{4})", result.stdout, re.M).group(1))
     assert digit > 0.3 and 0 <= strip <= digit  # chance: 0.1 per digit
     figure(tmp_path / "strips.png")
+
+
+def test_super_resolution_beats_bicubic(tmp_path):
+    needs_mnist()
+    result = run(
+        "super_resolution.py",
+        ["--epochs", "1", "--limit", "3000", "--backend", "numpy", "--out", str(tmp_path)],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = dict(re.findall(r"^PSNR on the test set: (\w+) (\d+\.\d+) dB", result.stdout, re.M))
+    assert float(found["ours"]) > float(found["bicubic"]) > float(found["nearest"]), result.stdout
+    figure(tmp_path / "super_resolution.png")
 
 
 def test_predict_reads_photographs_of_test_digits(tmp_path, mnist_data):
