@@ -60,7 +60,7 @@ def test_engine_is_the_keras_namespace():
         keras.losses: ["SparseCategoricalCrossentropy", "MeanSquaredError", "get"],
         keras.metrics: ["SparseCategoricalAccuracy", "Precision", "Mean", "get"],
         keras.callbacks: ["Callback", "History", "ModelCheckpoint"],
-        keras.datasets: ["mnist"],
+        keras.datasets: ["mnist", "fashion_mnist", "cifar10", "image_dataset_from_directory"],
         keras.utils: ["set_random_seed"],
         keras.config: ["floatx", "set_floatx", "backend"],
         keras.regularizers: ["L1", "L2", "L1L2"],
