@@ -7,10 +7,13 @@ from layers import conv_pool  # noqa: F401  (registers the CPU's fused Conv2D + 
 from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D
+from layers.conv_transpose import Conv2DTranspose
 from layers.core import Dense, Flatten
+from layers.depthwise_conv import DepthwiseConv2D
 from layers.input_layer import Input, InputLayer
 from layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from layers.pooling import MaxPooling2D
+from layers.separable_conv import SeparableConv2D
 
 __all__ = [
     "Activation",
@@ -18,7 +21,9 @@ __all__ = [
     "Average",
     "Concatenate",
     "Conv2D",
+    "Conv2DTranspose",
     "Dense",
+    "DepthwiseConv2D",
     "Flatten",
     "Input",
     "InputLayer",
@@ -28,6 +33,7 @@ __all__ = [
     "Minimum",
     "Multiply",
     "ReLU",
+    "SeparableConv2D",
     "Sigmoid",
     "Softmax",
     "Subtract",
