@@ -8,9 +8,11 @@ doubles the height and width: the learned upsampling of decoders and GANs.
 Where the output window sits follows Keras's JAX backend (the conv transpose padding
 rule of keras/src/backend/common/backend_utils.py): the input spread ``stride`` apart,
 padded by (low, high) and correlated with the flipped kernel. Per axis that is the
-adjoint of the convolution over the output padded by (before, after) = (span - 1 - low,
-span - 1 - high), span = (kernel - 1)*dilation + 1. A negative ``after`` means the last
--after output rows (or columns) are reached by no input pixel: they hold the bias only.
+adjoint of the convolution over the output padded by (span - 1 - low, span - 1 - high),
+span = (kernel - 1)*dilation + 1. Where span - 1 - high < 0 (a stride longer than the
+span, or an output_padding), the last rows (or columns) are past that convolution's last
+window (fewer than a stride of them, which its floor drops as a 'valid' convolution
+drops a last row): no input reaches them and they hold the bias only.
 """
 
 from engine import backend, im2col, regularizers, utils
@@ -21,8 +23,8 @@ from layers.conv import PADDINGS, BaseConv, checked_initializer, column_sums
 def transpose_output_size(size, kernel, stride, dilation, padding, output_padding):
     """(output length, (before, after)) of one axis: Keras's output size (its
     compute_conv_transpose_output_shape) and the padding of the convolution from the
-    output back to the input, from Keras's JAX padding rule. ``output_padding`` is an
-    int or None (Keras's default for ``padding``)."""
+    output back to the input, from Keras's JAX padding rule (never negative: see the
+    module's docstring). ``output_padding`` is an int or None (Keras's default)."""
     span = im2col.effective_kernel(kernel, dilation)
     if padding == "valid":
         extra = max(span, stride) - span if output_padding is None else output_padding
@@ -36,7 +38,7 @@ def transpose_output_size(size, kernel, stride, dilation, padding, output_paddin
         high = total - low
     # The spread input has (size - 1)*stride + 1 rows; padded and correlated with the span.
     out = (size - 1) * stride + 1 + low + high - span + 1
-    return out, (span - 1 - low, span - 1 - high)
+    return out, (span - 1 - low, max(span - 1 - high, 0))
 
 
 def _output_padding(value):
@@ -64,7 +66,7 @@ class Conv2DTranspose(BaseConv):
     output_padding, (H - 1)*stride + span + output_padding with it; 'same': H*stride
     without, (H - 1)*stride + span % 2 + output_padding with it; span = (KH - 1)*dilation
     + 1. After build, ``output_hw`` is (OH, OW) and ``pads`` the (top, bottom, left, right)
-    padding of the transposed convolution (bottom and right may be negative, see above).
+    padding of the convolution it transposes.
     """
 
     def __init__(
@@ -157,30 +159,19 @@ class Conv2DTranspose(BaseConv):
         )
         self._add_bias(self.filters)
 
-    def _reached(self):
-        """The (OH', OW') output rows and columns some input reaches, and the padding of
-        the transposed convolution over them (non-negative)."""
-        top, bottom, left, right = self.pads
-        oh, ow = self.output_hw
-        reached = (oh + min(bottom, 0), ow + min(right, 0))
-        return reached, (top, max(bottom, 0), left, max(right, 0))
-
     def forward(self, x, ctx):
-        n, xp = x.shape[0], backend.get_array_module(x)
-        (rh, rw), pads = self._reached()
         x2d = x.reshape(-1, x.shape[3])
         spread = im2col.conv_input_gradient(
             x2d,
             self.kernel,
-            (n, rh, rw, self.filters),
+            (x.shape[0], *self.output_hw, self.filters),
             *self.strides,
-            pads,
+            self.pads,
             ctx.workspace,
             dilation=self.dilation_rate,
         )
-        # A fresh contiguous output; the rows no input reaches stay zero.
-        out = xp.zeros((n, *self.output_hw, self.filters), dtype=x.dtype)
-        out[:, :rh, :rw] = spread
+        # A padded convolution's input gradient is a view into its padded array.
+        out = backend.get_array_module(x).ascontiguousarray(spread)
         y = self._bias_and_activation(out)
         if ctx.for_backward:
             ctx.x2d, ctx.x_shape, ctx.y = x2d, x.shape, y
@@ -188,12 +179,10 @@ class Conv2DTranspose(BaseConv):
 
     def backward(self, ctx, dy):
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        (rh, rw), pads = self._reached()
         dz = self.activation.backward(dy, ctx.y)
         xp = backend.get_array_module(dz)
-        m = ctx.x2d.shape[0]
-        cols = ctx.workspace.get("cols", (m, kh * kw * self.filters), dz.dtype, xp)
-        im2col.im2col(dz[:, :rh, :rw], kh, kw, sh, sw, pads, out=cols, dilation=self.dilation_rate)
+        cols = ctx.workspace.get("cols", (ctx.x2d.shape[0], kh * kw * self.filters), dz.dtype, xp)
+        im2col.im2col(dz, kh, kw, sh, sw, self.pads, out=cols, dilation=self.dilation_rate)
         if ctx.needs_weight_grads:
             ctx.grads["kernel"] = (cols.T @ ctx.x2d).reshape(self.kernel.shape)
             if self.use_bias:

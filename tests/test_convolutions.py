@@ -15,8 +15,8 @@ from tests.gradient_check import check_layer_gradients, forward_backward, traini
 CONV_CASES = {
     # Conv2D(filters, kernel, strides, padding, dilation_rate, groups, activation), input
     "dilated": ((4, 3, 1, "valid", 2, 1, None), (7, 7, 2)),
-    "dilated_same_tanh": ((4, (3, 2), 1, "same", (2, 3), 2, "tanh"), (6, 7, 2)),
-    "grouped_strided": ((6, 3, 2, "same", 1, 3, "sigmoid"), (6, 5, 3)),
+    "dilated_same_tanh": ((4, (3, 2), 1, "same", (2, 3), 2, "tanh"), (6, 7, 4)),
+    "grouped_strided": ((6, 3, 2, "same", 1, 3, "sigmoid"), (6, 5, 6)),
     "one_channel_per_group": ((4, 2, 1, (1, 2), (2, 1), 4, None), (5, 5, 4)),
 }
 DEPTHWISE_CASES = {
