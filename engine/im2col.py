@@ -57,7 +57,7 @@ def zero_pad(x, pads):
 
 
 def _im2col_cpu(x, kh, kw, sh, sw, pads, out, dilation, groups):
-    (dh, dw) = dilation
+    dh, dw = dilation
     oh, ow = output_hw(x.shape, kh, kw, sh, sw, pads, dilation)
     x = zero_pad(x, pads)
     n, h, w, c = x.shape
@@ -253,57 +253,32 @@ _GPU_SOURCES = {
 }
 
 
+def _gpu_geometry(x_shape, kh, kw, sh, sw, pads, dilation, groups):
+    """The kernels' int32 arguments after the array: n, h, w, c ... ow, groups."""
+    top, _, left, _ = pads
+    oh, ow = output_hw(x_shape, kh, kw, sh, sw, pads, dilation)
+    return (*x_shape, kh, kw, sh, sw, *dilation, top, left, oh, ow, groups)
+
+
 def _im2col_gpu(x, kh, kw, sh, sw, pads, out, dilation, groups):
     cupy = backend._import_cupy()
-    top, _, left, _ = pads
-    n, h, w, c = x.shape
-    oh, ow = output_hw(x.shape, kh, kw, sh, sw, pads, dilation)
+    geometry = _gpu_geometry(x.shape, kh, kw, sh, sw, pads, dilation, groups)
+    n, _, _, c = x.shape
+    oh, ow = geometry[-3:-1]
     shape = cols_shape(n * oh * ow, kh * kw * c, groups)
     cols = cupy.empty(shape, dtype=x.dtype) if out is None else out
     backend.elementwise_kernel("xpcnn_im2col", _GPU_SOURCES["im2col"])(
-        cupy.ascontiguousarray(x),
-        n,
-        h,
-        w,
-        c,
-        kh,
-        kw,
-        sh,
-        sw,
-        *dilation,
-        top,
-        left,
-        oh,
-        ow,
-        groups,
-        cols,
+        cupy.ascontiguousarray(x), *geometry, cols
     )
     return cols
 
 
 def _col2im_gpu(cols, x_shape, kh, kw, sh, sw, pads, dilation, groups):
     cupy = backend._import_cupy()
-    top, _, left, _ = pads
-    n, h, w, c = x_shape
-    oh, ow = output_hw(x_shape, kh, kw, sh, sw, pads, dilation)
-    dx = cupy.empty((n, h, w, c), dtype=cols.dtype)
+    geometry = _gpu_geometry(x_shape, kh, kw, sh, sw, pads, dilation, groups)
+    dx = cupy.empty(x_shape, dtype=cols.dtype)
     backend.elementwise_kernel("xpcnn_col2im", _GPU_SOURCES["col2im"])(
-        cupy.ascontiguousarray(cols),
-        n,
-        h,
-        w,
-        c,
-        kh,
-        kw,
-        sh,
-        sw,
-        *dilation,
-        top,
-        left,
-        oh,
-        ow,
-        groups,
-        dx,
+        cupy.ascontiguousarray(cols), *geometry, dx
     )
     return dx
 
