@@ -1,4 +1,5 @@
-"""Forward and backward of each layer of the tutorial network, per backend and batch size.
+"""Forward and backward of each layer of the tutorial network, and of the rest of the
+convolution family on maps of the same sizes, per backend and batch size.
 
 Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
 that backward follows, with scratch buffers kept from call to call. The first
@@ -15,7 +16,15 @@ from timing import BATCHES, run_timed
 from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
-from layers import Conv2D, Dense, Flatten, MaxPooling2D
+from layers import (
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    MaxPooling2D,
+    SeparableConv2D,
+)
 from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
@@ -27,6 +36,27 @@ LAYERS = {
     "flatten Flatten()": (Flatten, (5, 5, 64)),
     "dense1 Dense(64, relu)": (lambda: Dense(64, activation="relu"), (1600,)),
     "dense2 Dense(10)": (lambda: Dense(10), (64,)),
+    # The convolution family, on conv2's input (and a 2x upsampling of a 14x14 map).
+    "dilated Conv2D(64, 3, dilation_rate=2, relu)": (
+        lambda: Conv2D(64, 3, dilation_rate=2, activation="relu"),
+        (13, 13, 32),
+    ),
+    "grouped Conv2D(64, 3, groups=4, relu)": (
+        lambda: Conv2D(64, 3, groups=4, activation="relu"),
+        (13, 13, 32),
+    ),
+    "depthwise DepthwiseConv2D(3, relu)": (
+        lambda: DepthwiseConv2D(3, activation="relu"),
+        (13, 13, 32),
+    ),
+    "separable SeparableConv2D(64, 3, relu)": (
+        lambda: SeparableConv2D(64, 3, activation="relu"),
+        (13, 13, 32),
+    ),
+    "upsample Conv2DTranspose(32, 3, strides=2, same, relu)": (
+        lambda: Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
+        (14, 14, 32),
+    ),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),
