@@ -85,6 +85,10 @@ class Conv2DTranspose(BaseConv):
         bias_regularizer=None,
         **kwargs,
     ):
+        if not (isinstance(padding, str) and padding.lower() in PADDINGS):
+            raise ValueError(
+                f"Unknown padding {padding!r} for Conv2DTranspose; expected 'valid' or 'same'."
+            )
         super().__init__(
             kernel_size,
             strides,
@@ -96,10 +100,6 @@ class Conv2DTranspose(BaseConv):
             bias_regularizer,
             **kwargs,
         )
-        if self.padding not in PADDINGS:
-            raise ValueError(
-                f"Unknown padding {padding!r} for Conv2DTranspose; expected 'valid' or 'same'."
-            )
         self.filters = utils.positive_int(filters, "Conv2DTranspose filters")
         self.output_padding = _output_padding(output_padding)
         if self.output_padding is not None:

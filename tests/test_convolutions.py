@@ -10,7 +10,12 @@ import pytest
 import engine
 from engine import Input, Model, Sequential, backend, utils
 from layers import Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, Flatten, SeparableConv2D
-from tests.gradient_check import check_layer_gradients, forward_backward, training_context
+from tests.gradient_check import (
+    check_layer_gradients,
+    check_model_gradients,
+    forward_backward,
+    training_context,
+)
 
 CONV_CASES = {
     # Conv2D(filters, kernel, strides, padding, dilation_rate, groups, activation), input
@@ -124,13 +129,24 @@ def test_float32_stays_float32(backend_name, rng, case):
     )
 
 
-def test_a_prediction_between_forward_and_backward_changes_nothing(backend_name, float64, rng):
-    """In a model, each layer's inference calls have buffers of their own."""
+def stacked_family():
+    """Each layer of the family once, in one graph: (N, 7, 7, 4) -> (N, 7, 7, 3)."""
     inputs = Input((7, 7, 4))
     y = Conv2D(4, 3, padding="same", dilation_rate=2, groups=2, activation="relu")(inputs)
     y = DepthwiseConv2D(3, depth_multiplier=2, padding="same")(y)
     y = SeparableConv2D(4, 3, strides=2, padding="same", activation="tanh")(y)
-    model = Model(inputs, Conv2DTranspose(3, 3, strides=2, output_padding=0, padding="same")(y))
+    return Model(inputs, Conv2DTranspose(3, 3, strides=2, output_padding=0, padding="same")(y))
+
+
+def test_a_model_of_the_family_matches_central_differences(backend_name, float64, rng):
+    """Through the graph: each layer's backward feeds the next one's (input and weights)."""
+    x = backend.to_device(rng.standard_normal((2, 7, 7, 4)))
+    check_model_gradients(stacked_family(), x, rng)
+
+
+def test_a_prediction_between_forward_and_backward_changes_nothing(backend_name, float64, rng):
+    """In a model, each layer's inference calls have buffers of their own."""
+    model = stacked_family()
     x = backend.to_device(rng.standard_normal((3, 7, 7, 4)))
     dy = backend.to_device(rng.standard_normal((3, 7, 7, 3)))
     weights = model.trainable_weights
@@ -204,6 +220,10 @@ ARGUMENT_CASES = {
     "transpose_explicit_padding": (
         lambda: Conv2DTranspose(4, 3, padding=1),
         ["padding", "1", "valid", "same"],
+    ),
+    "transpose_padding_typo": (
+        lambda: Conv2DTranspose(4, 3, padding="full"),
+        ["'full'", "Conv2DTranspose", "expected 'valid' or 'same'"],
     ),
     "transpose_strides_with_dilation": (
         lambda: Conv2DTranspose(4, 3, strides=(1, 2), dilation_rate=(2, 1)),
