@@ -1,4 +1,5 @@
-"""Forward and backward of each layer of the tutorial network, per backend and batch size.
+"""Forward and backward of each layer of the tutorial network, and of the rest of the
+convolution family on maps of the same sizes, per backend and batch size.
 
 Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
 that backward follows, with scratch buffers kept from call to call. The first
@@ -18,11 +19,14 @@ from engine.workspace import Workspace
 from layers import (
     AveragePooling2D,
     Conv2D,
+    Conv2DTranspose,
     Dense,
+    DepthwiseConv2D,
     Flatten,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    SeparableConv2D,
     UpSampling2D,
 )
 from layers.conv_pool import ConvPool2x2
@@ -49,6 +53,27 @@ LAYERS = {
     "up UpSampling2D(2, nearest) 14x14x32": (UpSampling2D, (14, 14, 32)),
     "up UpSampling2D(2, bilinear) 14x14x32": (
         lambda: UpSampling2D(interpolation="bilinear"),
+        (14, 14, 32),
+    ),
+    # The convolution family, on conv2's input (and a 2x upsampling of a 14x14 map).
+    "dilated Conv2D(64, 3, dilation_rate=2, relu)": (
+        lambda: Conv2D(64, 3, dilation_rate=2, activation="relu"),
+        (13, 13, 32),
+    ),
+    "grouped Conv2D(64, 3, groups=4, relu)": (
+        lambda: Conv2D(64, 3, groups=4, activation="relu"),
+        (13, 13, 32),
+    ),
+    "depthwise DepthwiseConv2D(3, relu)": (
+        lambda: DepthwiseConv2D(3, activation="relu"),
+        (13, 13, 32),
+    ),
+    "separable SeparableConv2D(64, 3, relu)": (
+        lambda: SeparableConv2D(64, 3, activation="relu"),
+        (13, 13, 32),
+    ),
+    "upsample Conv2DTranspose(32, 3, strides=2, same, relu)": (
+        lambda: Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
         (14, 14, 32),
     ),
 }

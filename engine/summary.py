@@ -33,8 +33,9 @@ def summary_text(model, connections):
     widths = (first, second, 13, 30) if connections else (first, second, 13)
 
     def line(cells):  # the parameter count right-aligned, the other columns left
-        text = "".join(
-            c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        text = "".join(  # a name as wide as its column still gets a space after it
+            c.rjust(w) if i == 2 else c.ljust(w - 1) + " "
+            for i, (c, w) in enumerate(zip(cells, widths))
         )
         return text.rstrip() if connections else text
 

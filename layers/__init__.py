@@ -7,7 +7,9 @@ from layers import conv_pool  # noqa: F401  (registers the CPU's fused Conv2D + 
 from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D
+from layers.conv_transpose import Conv2DTranspose
 from layers.core import Dense, Flatten
+from layers.depthwise_conv import DepthwiseConv2D
 from layers.global_pooling import GlobalAveragePooling2D, GlobalMaxPooling2D
 from layers.input_layer import Input, InputLayer
 from layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
@@ -15,6 +17,7 @@ from layers.padding import Cropping2D, ZeroPadding2D
 from layers.pooling import AveragePooling2D, MaxPooling2D
 from layers.rescaling import Rescaling
 from layers.reshape import Permute, Reshape
+from layers.separable_conv import SeparableConv2D
 from layers.upsampling import UpSampling2D
 
 __all__ = [
@@ -25,7 +28,9 @@ __all__ = [
     "Concatenate",
     "Conv2D",
     "Cropping2D",
+    "Conv2DTranspose",
     "Dense",
+    "DepthwiseConv2D",
     "Flatten",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling2D",
@@ -40,6 +45,7 @@ __all__ = [
     "ReLU",
     "Rescaling",
     "Reshape",
+    "SeparableConv2D",
     "Sigmoid",
     "Softmax",
     "Subtract",

@@ -1,8 +1,8 @@
 """A Conv2D and the 2x2 max pooling after it, run as one step on the CPU.
 
-The fusion pass (engine/fusion.py) runs a Conv2D (activation 'relu' or none) followed
-by MaxPooling2D with pool 2x2, stride 2 and no padding as one ConvPool2x2 step on
-NumPy, in any model, because there:
+The fusion pass (engine/fusion.py) runs a Conv2D (activation 'relu' or none, no
+dilation, one group) followed by MaxPooling2D with pool 2x2, stride 2 and no padding
+as one ConvPool2x2 step on NumPy, in any model, because there:
 
 - computing the convolution per window quadrant, outputs (2*py + a, 2*px + b) for
   quadrant (a, b), puts the four candidates of every window in four contiguous
@@ -34,13 +34,16 @@ _MONOTONE = ("relu", "linear")
 
 
 def can_fuse(conv, pool):
-    """True for a built Conv2D ('relu' or no activation) then a built 2x2/2 unpadded pooling."""
+    """True for a built Conv2D ('relu' or no activation, no dilation, one group) then a built
+    2x2/2 unpadded pooling."""
     return (
         isinstance(conv, Conv2D)
         and isinstance(pool, MaxPooling2D)
         and conv.built
         and pool.built
         and conv.activation.name in _MONOTONE
+        and conv.dilation_rate == (1, 1)
+        and conv.groups == 1
         and pool.pool_size == (2, 2)
         and pool.strides == (2, 2)
         and not any(pool.pads)
@@ -78,7 +81,7 @@ class ConvPool2x2:
             patches = workspace.get("cols", (k, m), x.dtype, np).T
         else:
             patches = workspace.get("cols", (m, k), x.dtype, np)
-        padded = im2col.pad_cpu(x, conv.pads)
+        padded = im2col.zero_pad(x, conv.pads)
         im2col.quadrant_patches_cpu(padded, kh, kw, sh, sw, ph, pw, out=patches)
         kernel = conv.kernel.reshape(k, f)
         z = workspace.get("z", (m, f), np.result_type(patches, kernel), np)

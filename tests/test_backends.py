@@ -107,7 +107,7 @@ def test_the_emulated_cupy_refuses_what_cupy_refuses():
     x = fake.zeros((1, 4, 4, 1))
     cols = fake.empty((4, 9), dtype=np.float32)  # x is float64: T disagrees
     with pytest.raises(TypeError, match="float64"):
-        kernel(x, 4, 4, 1, 3, 3, 1, 1, 0, 0, 2, 2, cols)
+        kernel(x, 1, 4, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 2, 2, 1, cols)
 
 
 def test_a_model_saved_on_any_backend_resumes_on_the_cpu_as_it_would_have_there(

@@ -151,6 +151,8 @@ def test_backward_without_input_gradient_returns_none_and_fills_grads(rng):
     [
         (Conv2D(2, 3, activation="sigmoid"), MaxPooling2D(2)),  # does not commute with max
         (Conv2D(2, 3, activation="tanh"), MaxPooling2D(2)),  # monotone, but not in _MONOTONE
+        (Conv2D(2, 3, dilation_rate=2), MaxPooling2D(2)),  # the quadrant patches are undilated
+        (Conv2D(2, 3, groups=2), MaxPooling2D(2)),  # and of one group
         (Conv2D(2, 3), MaxPooling2D(3)),
         (Conv2D(2, 3), MaxPooling2D(2, strides=1)),
         (Conv2D(2, 3), MaxPooling2D(2, padding="same")),

@@ -107,7 +107,12 @@ def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=
     for layer in k_layers:
         # The weights are replaced below; Keras's random initialisers would cost a JAX compile
         # per shape (about half a second each), zeros cost nothing.
-        for attr in ("kernel_initializer", "bias_initializer"):
+        for attr in (
+            "kernel_initializer",
+            "bias_initializer",
+            "depthwise_initializer",
+            "pointwise_initializer",
+        ):
             if hasattr(layer, attr):
                 setattr(layer, attr, keras.initializers.Zeros())
     k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=dtype), *k_layers])

@@ -31,6 +31,8 @@ ACTIVATIONS = sorted(FUNCTIONS)  # linear, relu, sigmoid, softmax, tanh
 def test_every_layer_is_covered():
     # A new public layer needs its parity test here before this list grows.
     tested = {"Activation", "Conv2D", "Dense", "Flatten", "MaxPooling2D"}
+    # The convolution family: test_keras_convolutions.py.
+    tested |= {"Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"}
     tested |= {"ReLU", "Sigmoid", "Softmax", "Tanh"}
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
