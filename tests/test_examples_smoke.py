@@ -97,11 +97,23 @@ def test_read_digits_reports_digit_and_strip_accuracy(tmp_path):
     figure(tmp_path / "strips.png")
 
 
-def test_super_resolution_beats_bicubic(tmp_path):
+@pytest.mark.parametrize("upsampler", ["bilinear", "transpose"])
+def test_super_resolution_beats_bicubic(tmp_path, upsampler):
     needs_mnist()
     result = run(
         "super_resolution.py",
-        ["--epochs", "1", "--limit", "3000", "--backend", "numpy", "--out", str(tmp_path)],
+        [
+            "--epochs",
+            "1",
+            "--limit",
+            "3000",
+            "--upsampler",
+            upsampler,
+            "--backend",
+            "numpy",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.returncode == 0, result.stdout + result.stderr
     found = dict(re.findall(r"^PSNR on the test set: (\w+) (\d+\.\d+) dB", result.stdout, re.M))
