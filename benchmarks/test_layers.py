@@ -1,4 +1,5 @@
-"""Forward and backward of each layer of the tutorial network, per backend and batch size.
+"""Forward and backward of each layer of the tutorial network, and of other layers on its
+map sizes, per backend and batch size.
 
 Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
 that backward follows, with scratch buffers kept from call to call. The first
@@ -15,7 +16,7 @@ from timing import BATCHES, run_timed
 from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
-from layers import Conv2D, Dense, Flatten, MaxPooling2D
+from layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
@@ -27,6 +28,9 @@ LAYERS = {
     "flatten Flatten()": (Flatten, (5, 5, 64)),
     "dense1 Dense(64, relu)": (lambda: Dense(64, activation="relu"), (1600,)),
     "dense2 Dense(10)": (lambda: Dense(10), (64,)),
+    # Activations whose backward needs their input, on conv1's output map.
+    "Activation('gelu')": (lambda: Activation("gelu"), (26, 26, 32)),
+    "Activation('swish')": (lambda: Activation("swish"), (26, 26, 32)),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),

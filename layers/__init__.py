@@ -4,7 +4,7 @@ Also seen as ``engine.layers`` (the same classes), as Keras's ``keras.layers``.
 """
 
 from layers import conv_pool  # noqa: F401  (registers the CPU's fused Conv2D + pooling step)
-from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
+from layers.activations import ELU, Activation, LeakyReLU, PReLU, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D
 from layers.core import Dense, Flatten
@@ -19,13 +19,16 @@ __all__ = [
     "Concatenate",
     "Conv2D",
     "Dense",
+    "ELU",
     "Flatten",
     "Input",
     "InputLayer",
     "Layer",
+    "LeakyReLU",
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "PReLU",
     "Multiply",
     "ReLU",
     "Sigmoid",

@@ -128,13 +128,15 @@ class Conv2D(Layer):
         out = cols @ self.kernel.reshape(-1, self.filters)
         if self.use_bias:
             out += self.bias  # in place on the product's fresh output
-        y = self.activation.forward(out, inplace=True).reshape(n, *self.output_hw, self.filters)
+        shape = (n, *self.output_hw, self.filters)
+        y = self.activation.forward(out, inplace=True).reshape(shape)
         if ctx.for_backward:
-            ctx.cols, ctx.x_shape, ctx.y = cols, x.shape, y
+            ctx.cols, ctx.x_shape = cols, x.shape
+            ctx.saved = self.activation.saved_for_backward(out.reshape(shape), y)
         return y
 
     def backward(self, ctx, dy):
-        dz = self.activation.backward(dy, ctx.y).reshape(-1, self.filters)
+        dz = self.activation.backward(dy, ctx.saved).reshape(-1, self.filters)
         if ctx.needs_weight_grads:
             ctx.grads["kernel"] = self.kernel_gradient(ctx.cols, dz)
             if self.use_bias:
@@ -157,7 +159,7 @@ class Conv2D(Layer):
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
-            "activation": self.activation.name,
+            "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": initializer_config(self.kernel_initializer),
             "bias_initializer": initializer_config(self.bias_initializer),

@@ -25,13 +25,15 @@ from tests.gradient_check import forward_backward
 pytestmark = pytest.mark.keras
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}
-ACTIVATIONS = sorted(FUNCTIONS)  # linear, relu, sigmoid, softmax, tanh
+ACTIVATIONS = sorted(FUNCTIONS)  # every activation string, Keras's aliases swish and hard_swish too
 
 
 def test_every_layer_is_covered():
     # A new public layer needs its parity test here before this list grows.
     tested = {"Activation", "Conv2D", "Dense", "Flatten", "MaxPooling2D"}
     tested |= {"ReLU", "Sigmoid", "Softmax", "Tanh"}
+    # test_keras_activations.py.
+    tested |= {"LeakyReLU", "ELU", "PReLU"}
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
     tested |= {"Input", "InputLayer"}
