@@ -16,7 +16,7 @@ from timing import BATCHES, run_timed
 from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
-from layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D, RandomFlip, RandomRotation
 from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
@@ -31,6 +31,9 @@ LAYERS = {
     # Activations whose backward needs their input, on conv1's output map.
     "Activation('gelu')": (lambda: Activation("gelu"), (26, 26, 32)),
     "Activation('swish')": (lambda: Activation("swish"), (26, 26, 32)),
+    # Augmentation in front of conv1 (training mode: a draw per call).
+    "RandomFlip()": (RandomFlip, (28, 28, 1)),
+    "RandomRotation(0.1)": (lambda: RandomRotation(0.1), (28, 28, 1)),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),

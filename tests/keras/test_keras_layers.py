@@ -34,6 +34,8 @@ def test_every_layer_is_covered():
     tested |= {"ReLU", "Sigmoid", "Softmax", "Tanh"}
     # test_keras_activations.py.
     tested |= {"LeakyReLU", "ELU", "PReLU"}
+    # test_keras_augmentation.py, with the same draws on both sides.
+    tested |= {"RandomFlip", "RandomContrast", "RandomTranslation", "RandomRotation", "RandomZoom"}
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
     tested |= {"Input", "InputLayer"}
