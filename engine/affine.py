@@ -1,6 +1,6 @@
 """Affine resampling of image batches, and its adjoint: the geometric core that
 RandomTranslation, RandomRotation and RandomZoom share. Written once on the array module
-(NumPy or CuPy), vectorised over the batch.
+(NumPy or CuPy), vectorised over the batch; only the GPU's adjoint sums have a kernel.
 
 Notation (channels-last):
     x:           (N, H, W, C)  the images; the output has the same shape
@@ -24,12 +24,14 @@ from zero, and outside the image
     constant  (k k k k | a b c d | k k k k)   k = fill_value, blended in by the weights
 
 For fixed transforms the output is linear in x: backward is the adjoint (the transpose),
-each output gradient sent back to the input pixels it read, summed by bincount (in float64,
-then cast back; on the GPU CuPy's bincount adds with atomics, so the summation order may
-vary in the last bits of float64 from run to run).
+each output gradient sent back to the input pixels it read: summed by bincount on the CPU
+(in float64, then cast back), on the GPU by one thread per input pixel over its
+contributions sorted to it (no atomics, so the sums repeat exactly from run to run).
 """
 
 from typing import NamedTuple
+
+import numpy as np
 
 from engine import backend
 
@@ -136,8 +138,35 @@ def sample_adjoint(dy, plan):
     else:
         targets = plan.indices[:, :, None] * c + xp.arange(c)
         values = plan.weights[:, :, None] * g
-    dx = xp.bincount(targets.reshape(-1), weights=values.reshape(-1), minlength=dy.size)
+    targets, values = targets.reshape(-1), values.reshape(-1)
+    if backend.is_gpu_array(dy):
+        return _gather_sums_gpu(targets, values, dy.size).reshape(dy.shape)
+    dx = np.bincount(targets, weights=values, minlength=dy.size)
     return dx.astype(dy.dtype).reshape(dy.shape)
+
+
+# One thread per input element, summing the contributions sorted to it (CSR rows).
+_GPU_SOURCE = (
+    "raw T values, raw int32 order, raw int32 starts",
+    "T dx",
+    """
+    T sum = 0;
+    for (int j = starts[i]; j < starts[i + 1]; ++j) sum += values[order[j]];
+    dx = sum;
+    """,
+)
+
+
+def _gather_sums_gpu(targets, values, size):
+    """out[p] = sum of values[j] over the j with targets[j] == p, without atomics: the
+    contributions sorted by target (a deterministic sort), then summed in that order."""
+    cupy = backend._import_cupy()
+    order = cupy.argsort(targets)
+    starts = cupy.searchsorted(targets[order], cupy.arange(size + 1))
+    out = cupy.empty(size, dtype=values.dtype)
+    return backend.elementwise_kernel("xpcnn_affine_adjoint", _GPU_SOURCE)(
+        cupy.ascontiguousarray(values), order.astype(cupy.int32), starts.astype(cupy.int32), out
+    )
 
 
 def affine_transform(x, transforms, interpolation="bilinear", fill_mode="constant", fill_value=0.0):

@@ -21,7 +21,7 @@ from engine import backend, utils
 from layers.base import Layer
 
 
-def _is_number(value):
+def is_finite_number(value):
     return (
         isinstance(value, (int, float, np.integer, np.floating))
         and not isinstance(value, bool)
@@ -36,7 +36,7 @@ def factor_range(factor, what, low=-1.0, high=1.0, low_open=False):
     values = list(factor) if pair else [factor]
 
     def inside(v):
-        return _is_number(v) and (v > low if low_open else v >= low) and v <= high
+        return is_finite_number(v) and (v > low if low_open else v >= low) and v <= high
 
     if (pair and len(values) != 2) or not all(map(inside, values)):
         bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
@@ -160,7 +160,7 @@ class RandomContrast(RandomAugmentation):
         if (
             not isinstance(value_range, (tuple, list))
             or len(value_range) != 2
-            or not all(map(_is_number, value_range))
+            or not all(map(is_finite_number, value_range))
             or not value_range[0] < value_range[1]
         ):
             raise ValueError(

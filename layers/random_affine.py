@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from engine import affine, backend
-from layers.augmentation import RandomAugmentation, _is_number, choice, factor_range
+from layers.augmentation import RandomAugmentation, choice, factor_range, is_finite_number
 
 
 class _RandomAffine(RandomAugmentation):
@@ -24,7 +24,7 @@ class _RandomAffine(RandomAugmentation):
         name = type(self).__name__
         self.fill_mode = choice(fill_mode, affine.FILL_MODES, f"{name} fill_mode")
         self.interpolation = choice(interpolation, affine.INTERPOLATIONS, f"{name} interpolation")
-        if not _is_number(fill_value):
+        if not is_finite_number(fill_value):
             raise ValueError(f"{name} fill_value must be a finite number, got {fill_value!r}.")
         self.fill_value = float(fill_value)
 
