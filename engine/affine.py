@@ -53,8 +53,8 @@ def _fix(index, size, fill_mode, xp):
     if fill_mode in ("reflect", "wrap"):
         period = 2 * size if fill_mode == "reflect" else size
         index = index - period * xp.floor(index / period)
-        if fill_mode == "reflect":
-            index = xp.where(index < size, index, (2 * size - 1) - index)
+        if fill_mode == "reflect":  # k for k < size, 2 size - 1 - k above, branch-free
+            index = (size - 0.5) - xp.abs(index - (size - 0.5))
         return index, None
     inside = None if fill_mode == "nearest" else (index >= 0) & (index < size)
     return xp.clip(index, 0, size - 1), inside
@@ -67,7 +67,7 @@ def _nodes(coordinate, size, interpolation, fill_mode, xp):
     if interpolation == "nearest":
         whole = xp.trunc(coordinate)
         away = xp.abs(coordinate - whole) >= 0.5  # exact: coordinate - trunc(coordinate)
-        index, inside = _fix(whole + xp.where(away, xp.sign(coordinate), 0), size, fill_mode, xp)
+        index, inside = _fix(whole + xp.sign(coordinate) * away, size, fill_mode, xp)
         return [(index.astype(xp.intp), inside, None)]
     lower = xp.floor(coordinate)
     upper_weight = coordinate - lower
