@@ -410,8 +410,8 @@ def get(identifier):
 def serialize(function):
     """A Function as saved in a config: its name, or {"name", arguments} when they are not
     the defaults."""
-    config = function.get_config()
-    if config == FUNCTIONS[function.name].get_config():
+    config, default = function.get_config(), FUNCTIONS.get(function.name)
+    if default is not None and config == default.get_config():
         return function.name
     return {"name": function.name, **config}
 

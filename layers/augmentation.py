@@ -22,6 +22,7 @@ from layers.base import Layer
 
 
 def is_finite_number(value):
+    """True for a finite real number (a bool is not one)."""
     return (
         isinstance(value, (int, float, np.integer, np.floating))
         and not isinstance(value, bool)

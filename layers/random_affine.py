@@ -2,10 +2,10 @@
 Keras 3 draws it, applied by the shared core engine/affine.py (sampling with the chosen
 interpolation and fill mode, and its adjoint for backward).
 
-Factors are fractions: of the image's height or width for translation (-0.1 moves up to a
-tenth of the height up), of a full turn for rotation (0.1 is up to 36 degrees, positive
-counter-clockwise), of the size for zoom (positive zooms out: 0.2 samples a region 20%
-larger). A number f draws from [-|f|, f]; a pair (a, b) from [a, b].
+Factors are fractions: of the image's height or width for translation (0.1: by up to a
+tenth of the height, up or down), of a full turn for rotation (0.1: up to 36 degrees either
+way, positive counter-clockwise), of the size for zoom (positive zooms out: 0.2 samples a
+region up to 20% larger). A number f draws from [-|f|, |f|]; a pair (a, b) from [a, b].
 """
 
 import math
