@@ -1,5 +1,5 @@
-"""Forward and backward of each layer of the tutorial network, and of the rest of the
-convolution family on maps of the same sizes, per backend and batch size.
+"""Forward and backward of each layer of the tutorial network, and of the other layers on
+maps of its sizes, per backend and batch size.
 
 Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
 that backward follows, with scratch buffers kept from call to call. The first
@@ -17,6 +17,7 @@ from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
 from layers import (
+    Activation,
     AveragePooling2D,
     Conv2D,
     Conv2DTranspose,
@@ -26,6 +27,8 @@ from layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    RandomFlip,
+    RandomRotation,
     SeparableConv2D,
     UpSampling2D,
 )
@@ -76,6 +79,12 @@ LAYERS = {
         lambda: Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu"),
         (14, 14, 32),
     ),
+    # Activations whose backward needs their input, on conv1's output map.
+    "Activation('gelu')": (lambda: Activation("gelu"), (26, 26, 32)),
+    "Activation('swish')": (lambda: Activation("swish"), (26, 26, 32)),
+    # Augmentation in front of conv1 (training mode: a draw per call).
+    "RandomFlip()": (RandomFlip, (28, 28, 1)),
+    "RandomRotation(0.1)": (lambda: RandomRotation(0.1), (28, 28, 1)),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),

@@ -2,8 +2,8 @@
 
 Layers, losses and optimizers are written once against the array module this
 module hands out (``xp``); only this module and the kernel modules
-(``engine.im2col``, ``engine.maxpool``) know that CuPy exists. Importing it
-never needs CuPy.
+(``engine.im2col``, ``engine.maxpool``, ``engine.special``, ``engine.affine``) know
+that CuPy exists. Importing it never needs CuPy.
 """
 
 import os
@@ -160,8 +160,8 @@ _elementwise_kernels = {}
 def elementwise_kernel(name, source):
     """The CuPy ElementwiseKernel for ``source`` (in_params, out_params, body), compiled once.
 
-    The kernel modules (engine/im2col.py, engine/maxpool.py) keep their CUDA sources
-    and get them compiled and cached here.
+    The kernel modules (engine/im2col.py, engine/maxpool.py, engine/special.py,
+    engine/affine.py) keep their CUDA sources and get them compiled and cached here.
     """
     if name not in _elementwise_kernels:
         _elementwise_kernels[name] = _import_cupy().ElementwiseKernel(*source, name=name)

@@ -4,7 +4,8 @@ Also seen as ``engine.layers`` (the same classes), as Keras's ``keras.layers``.
 """
 
 from layers import conv_pool  # noqa: F401  (registers the CPU's fused Conv2D + pooling step)
-from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
+from layers.activations import ELU, Activation, LeakyReLU, PReLU, ReLU, Sigmoid, Softmax, Tanh
+from layers.augmentation import RandomContrast, RandomFlip
 from layers.base import Layer
 from layers.conv import Conv2D
 from layers.conv_transpose import Conv2DTranspose
@@ -15,6 +16,7 @@ from layers.input_layer import Input, InputLayer
 from layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from layers.padding import Cropping2D, ZeroPadding2D
 from layers.pooling import AveragePooling2D, MaxPooling2D
+from layers.random_affine import RandomRotation, RandomTranslation, RandomZoom
 from layers.rescaling import Rescaling
 from layers.reshape import Permute, Reshape
 from layers.separable_conv import SeparableConv2D
@@ -31,15 +33,23 @@ __all__ = [
     "Conv2DTranspose",
     "Dense",
     "DepthwiseConv2D",
+    "ELU",
     "Flatten",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
     "Layer",
+    "LeakyReLU",
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "PReLU",
+    "RandomContrast",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "Multiply",
     "Permute",
     "ReLU",

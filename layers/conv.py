@@ -122,11 +122,19 @@ class BaseConv(Layer):
                 "bias", (channels,), self.bias_initializer, regularizer=self.bias_regularizer
             )
 
-    def _bias_and_activation(self, out):
-        """activation(out + bias), computed in place on ``out`` (a fresh array)."""
+    def _bias_and_activation(self, out, ctx):
+        """activation(out + bias), computed in place on ``out`` (a fresh array); with
+        ctx.for_backward, keeps on ctx what the activation's gradient needs."""
         if self.use_bias:
             out += self.bias
-        return self.activation.forward(out, inplace=True)
+        y = self.activation.forward(out, inplace=True)
+        if ctx.for_backward:
+            ctx.saved = self.activation.saved_for_backward(out, y)
+        return y
+
+    def _activation_gradient(self, ctx, dy):
+        """dy through the activation, shaped as what forward's activation saw."""
+        return self.activation.backward(dy.reshape(ctx.saved.shape), ctx.saved)
 
     def get_config(self):
         return {
@@ -135,7 +143,7 @@ class BaseConv(Layer):
             "strides": list(self.strides),
             "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
             "dilation_rate": list(self.dilation_rate),
-            "activation": self.activation.name,
+            "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "bias_initializer": initializer_config(self.bias_initializer),
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
@@ -232,13 +240,13 @@ class Conv2D(BaseConv):
             xp.matmul(
                 cols, im2col.by_group(kernel, self.groups), out=im2col.by_group(out, self.groups)
             )
-        y = self._bias_and_activation(out).reshape(n, *self.output_hw, self.filters)
+        y = self._bias_and_activation(out, ctx).reshape(n, *self.output_hw, self.filters)
         if ctx.for_backward:
-            ctx.cols, ctx.x_shape, ctx.y = cols, x.shape, y
+            ctx.cols, ctx.x_shape = cols, x.shape
         return y
 
     def backward(self, ctx, dy):
-        dz = self.activation.backward(dy, ctx.y).reshape(-1, self.filters)
+        dz = self._activation_gradient(ctx, dy).reshape(-1, self.filters)
         if ctx.needs_weight_grads:
             ctx.grads["kernel"] = self.kernel_gradient(ctx.cols, dz)
             if self.use_bias:

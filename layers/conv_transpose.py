@@ -172,14 +172,14 @@ class Conv2DTranspose(BaseConv):
         )
         # A padded convolution's input gradient is a view into its padded array.
         out = backend.get_array_module(x).ascontiguousarray(spread)
-        y = self._bias_and_activation(out)
+        y = self._bias_and_activation(out, ctx)
         if ctx.for_backward:
-            ctx.x2d, ctx.x_shape, ctx.y = x2d, x.shape, y
+            ctx.x2d, ctx.x_shape = x2d, x.shape
         return y
 
     def backward(self, ctx, dy):
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        dz = self.activation.backward(dy, ctx.y)
+        dz = self._activation_gradient(ctx, dy)
         xp = backend.get_array_module(dz)
         cols = ctx.workspace.get("cols", (ctx.x2d.shape[0], kh * kw * self.filters), dz.dtype, xp)
         im2col.im2col(dz, kh, kw, sh, sw, self.pads, out=cols, dilation=self.dilation_rate)

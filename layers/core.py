@@ -75,11 +75,11 @@ class Dense(Layer):
             out += self.bias
         y = self.activation.forward(out, inplace=True)
         if ctx.for_backward:
-            ctx.x, ctx.y = x, y
+            ctx.x, ctx.saved = x, self.activation.saved_for_backward(out, y)
         return y
 
     def backward(self, ctx, dy):
-        dy = self.activation.backward(dy, ctx.y)
+        dy = self.activation.backward(dy, ctx.saved)
         if ctx.needs_weight_grads:
             ctx.grads["kernel"] = ctx.x.T @ dy
             if self.use_bias:
@@ -90,7 +90,7 @@ class Dense(Layer):
         return {
             **super().get_config(),
             "units": self.units,
-            "activation": self.activation.name,
+            "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": initializer_config(self.kernel_initializer),
             "bias_initializer": initializer_config(self.bias_initializer),

@@ -65,13 +65,13 @@ class DepthwiseConv2D(BaseConv):
         out, padded = depthwise.depthwise_conv(
             x, self.kernel, self.strides, self.dilation_rate, self.pads, ctx.workspace
         )
-        y = self._bias_and_activation(out)
+        y = self._bias_and_activation(out, ctx)
         if ctx.for_backward:
-            ctx.padded, ctx.x_shape, ctx.y = padded, x.shape, y
+            ctx.padded, ctx.x_shape = padded, x.shape
         return y
 
     def backward(self, ctx, dy):
-        dz = self.activation.backward(dy, ctx.y)
+        dz = self._activation_gradient(ctx, dy)
         if ctx.needs_weight_grads:
             ctx.grads["kernel"] = depthwise.depthwise_kernel_gradient(
                 ctx.padded, dz, self.kernel.shape, self.strides, self.dilation_rate

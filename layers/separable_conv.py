@@ -83,13 +83,13 @@ class SeparableConv2D(BaseConv):
         )
         u = u.reshape(-1, u.shape[-1])
         out = u @ self.pointwise_kernel.reshape(-1, self.filters)
-        y = self._bias_and_activation(out).reshape(x.shape[0], *self.output_hw, self.filters)
+        y = self._bias_and_activation(out, ctx).reshape(x.shape[0], *self.output_hw, self.filters)
         if ctx.for_backward:
-            ctx.u, ctx.padded, ctx.x_shape, ctx.y = u, padded, x.shape, y
+            ctx.u, ctx.padded, ctx.x_shape = u, padded, x.shape
         return y
 
     def backward(self, ctx, dy):
-        dz = self.activation.backward(dy, ctx.y).reshape(-1, self.filters)
+        dz = self._activation_gradient(ctx, dy).reshape(-1, self.filters)
         pointwise = self.pointwise_kernel.reshape(-1, self.filters)
         du = (dz @ pointwise.T).reshape(ctx.x_shape[0], *self.output_hw, -1)
         if ctx.needs_weight_grads:

@@ -2,11 +2,12 @@
 without a GPU.
 
 What it checks: everything the CuPy backend runs that is ours. The engine's CUDA
-ElementwiseKernel sources (engine/im2col.py, engine/maxpool.py) are compiled with g++
-as plain C++ loops (one iteration per CUDA thread, ``i`` the thread's index, as CuPy
-numbers them) and called on the arrays; the layers, losses, optimizers and the fit loop
-take their GPU branches (``xp`` is this module, arrays are "device" arrays). Array
-functions are NumPy's, so it checks our use of them, not CuPy's implementations.
+ElementwiseKernel sources (engine/im2col.py, engine/maxpool.py, engine/special.py,
+engine/affine.py) are compiled with g++ as plain C++ loops (one iteration per CUDA
+thread, ``i`` the thread's index, as CuPy numbers them) and called on the arrays; the
+layers, losses, optimizers and the fit loop take their GPU branches (``xp`` is this
+module, arrays are "device" arrays). Array functions are NumPy's, so it checks our use of
+them, not CuPy's implementations.
 
 Strict where CuPy is: mixing host (NumPy) arrays into device operations raises
 TypeError; kernels check the dtype of every argument against their declaration.

@@ -322,9 +322,9 @@ NAME_CASES = {
         lambda: small_model(compiled=False).compile("sgd", "mse", metrics=["acuracy"]),
         ["'acuracy'", "accuracy", "categorical_accuracy"],
     ),
-    "activation_typo": (lambda: Dense(3, activation="gelu"), ["'gelu'", "relu", "softmax"]),
+    "activation_typo": (lambda: Dense(3, activation="gleu"), ["'gleu'", "relu", "softmax"]),
     "activation_case": (lambda: Conv2D(2, 3, activation="ReLU"), ["'ReLU'", "relu"]),
-    "activation_layer": (lambda: Activation("swish"), ["'swish'", "sigmoid", "tanh"]),
+    "activation_layer": (lambda: Activation("swich"), ["'swich'", "sigmoid", "tanh"]),
     "kernel_initializer": (
         lambda: Dense(3, kernel_initializer="xavier"),
         ["'xavier'", "glorot_uniform", "he_normal"],

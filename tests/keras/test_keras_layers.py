@@ -25,7 +25,7 @@ from tests.gradient_check import forward_backward
 pytestmark = pytest.mark.keras
 
 RTOL = {"float64": 1e-10, "float32": 1e-5}
-ACTIVATIONS = sorted(FUNCTIONS)  # linear, relu, sigmoid, softmax, tanh
+ACTIVATIONS = sorted(FUNCTIONS)  # every activation string, Keras's aliases swish and hard_swish too
 
 
 def test_every_layer_is_covered():
@@ -34,6 +34,10 @@ def test_every_layer_is_covered():
     # The convolution family: test_keras_convolutions.py.
     tested |= {"Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"}
     tested |= {"ReLU", "Sigmoid", "Softmax", "Tanh"}
+    # test_keras_activations.py.
+    tested |= {"LeakyReLU", "ELU", "PReLU"}
+    # test_keras_augmentation.py, with the same draws on both sides.
+    tested |= {"RandomFlip", "RandomContrast", "RandomTranslation", "RandomRotation", "RandomZoom"}
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
     tested |= {"Input", "InputLayer"}
