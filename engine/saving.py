@@ -268,7 +268,10 @@ def _compile_from(model, compiled, arrays, path):
             return entry
         return _known(path, what, entry["class_name"], classes)(**entry["config"])
 
-    optimizer = make(compiled["optimizer"], "optimizer", optimizer_classes)
+    entry = compiled["optimizer"]
+    optimizer = _known(path, "optimizer", entry["class_name"], optimizer_classes).from_config(
+        entry["config"]
+    )
     loss = compiled["loss"]
     loss = (
         [make(e, "loss", loss_classes) for e in loss]
