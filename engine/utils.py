@@ -1,4 +1,5 @@
-"""Small helpers shared by the engine: random seeding, names, argument checks, one-hot labels."""
+"""Small helpers shared by the engine: random seeding, names, argument checks, one-hot
+labels; and, as keras.utils, PyDataset (engine/py_dataset.py)."""
 
 import numbers
 import random
@@ -6,6 +7,8 @@ import re
 from collections import defaultdict
 
 import numpy as np
+
+from engine.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
 _name_counts = defaultdict(int)

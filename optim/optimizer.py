@@ -104,8 +104,10 @@ class Optimizer:
                 f"got {len(params)}; after changing which layers are trainable, compile "
                 "the model again with a new optimizer."
             )
-        grads = self._clipped(grads)
-        lr = self.learning_rate
+        if not (self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None):
+            grads = self._clipped(grads)
+        rate = self._learning_rate  # as the learning_rate property, without its call
+        lr = rate(self.iterations) if isinstance(rate, schedules.LearningRateSchedule) else rate
         if self.weight_decay:
             for param in params:
                 param -= param * self.weight_decay * lr
@@ -126,15 +128,13 @@ class Optimizer:
         raise NotImplementedError
 
     def _clipped(self, grads):
-        """The gradients clipped as Keras's _clip_gradients (new arrays), or as they are."""
+        """The gradients clipped as Keras's _clip_gradients (new arrays)."""
         if self.clipnorm is not None:
             return [_clip_by_norm(g, self.clipnorm) for g in grads]
         if self.global_clipnorm is not None:
             return _clip_by_global_norm(grads, self.global_clipnorm)
-        if self.clipvalue is not None:
-            v = self.clipvalue
-            return [backend.get_array_module(g).clip(g, -v, v) for g in grads]
-        return grads
+        v = self.clipvalue
+        return [backend.get_array_module(g).clip(g, -v, v) for g in grads]
 
     # -- state --------------------------------------------------------------------------
 
