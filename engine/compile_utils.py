@@ -149,6 +149,10 @@ class CompiledMetrics:
     def names(self):
         return [log_name for _, _, _, log_name, _ in self._updates]
 
+    def metric_named(self, log_name):
+        """The metric logged as ``log_name``, or None."""
+        return next((m for _, _, m, name, _ in self._updates if name == log_name), None)
+
     def update_state(self, ys, y_preds, sample_weights=None):
         """``sample_weights``: None, or one array (or None) per output with a loss."""
         for i, target, metric, _, weighted in self._updates:

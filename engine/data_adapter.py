@@ -1,9 +1,14 @@
 """What fit, evaluate and predict accept, checked before anything changes, and batched.
 
 Inputs are one array, or for a model with several inputs a list (or a dict by input
-name) of arrays; targets likewise per output. Any numeric dtype is accepted: batches are
-cast to floatx() on their way to the device. Every problem is a ValueError or TypeError
-that starts with the method's name and says what was expected.
+name) of arrays; targets likewise per output; sample weights one array for every output
+or one per output (class weights become sample weights). Any numeric dtype is accepted:
+batches are cast to floatx() on their way to the device. Every problem is a ValueError or
+TypeError that starts with the method's name and says what was expected.
+
+Batches come from ArrayBatches (arrays in memory) or DatasetBatches (a dataset that
+yields them: a PyDataset-style object or a generator), both with
+``batches(seed, epoch, shuffle)`` for training and ``in_order()`` for evaluation.
 """
 
 import numpy as np
@@ -325,11 +330,12 @@ def is_dataset(x):
 class ArrayBatches:
     """Batches of arrays in memory (x, y, sample weights: lists of checked host arrays).
 
-    On the GPU the arrays move to the device once; batches are gathered there.
+    For training (``on_device``) the inputs move to the device once on the GPU and batches
+    are gathered there; otherwise (evaluate, predict) each batch moves on its own.
     """
 
-    def __init__(self, xs, ys, sample_weights, batch_size, steps=None):
-        on_device = backend.keeps_training_data_on_device()
+    def __init__(self, xs, ys, sample_weights, batch_size, steps=None, on_device=True):
+        on_device = on_device and backend.keeps_training_data_on_device()
         self.x = [backend.to_device(a) for a in xs] if on_device else xs
         self.y = [backend.to_device(np.asarray(t)) for t in ys]
         self.sample_weight = None
@@ -430,11 +436,11 @@ class DatasetBatches:
         one = _single(sample_shapes(x)) if not self.model.built else None
         y = standardize_targets(self.model, batch[1], len(x[0]), where, one)
         weights = batch[2] if len(batch) == 3 else None
-        if self.class_weight is not None:
-            if weights is not None:
-                raise ValueError(f"{where}: class_weight and sample_weight cannot both be given.")
-            weights = class_weight_to_sample_weight(self.model, self.class_weight, y, where, one)
-        return x, y, standardize_sample_weight(self.model, weights, y, where)
+        if self.class_weight is None:
+            return x, y, standardize_sample_weight(self.model, weights, y, where)
+        if weights is not None:
+            raise ValueError(f"{where}: class_weight and sample_weight cannot both be given.")
+        return x, y, class_weight_to_sample_weight(self.model, self.class_weight, y, where, one)
 
     def batches(self, seed=None, epoch=0, shuffle=False):
         """The epoch's batches on the device; a PyDataset's in an order drawn from

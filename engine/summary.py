@@ -189,14 +189,23 @@ def _rule(chars, widths):
     return left + middle.join(line * w for w in widths) + right
 
 
+def _wrap(text, width):
+    """Rich's wrapping of a cell: at spaces, a word too long cut to width with '…'."""
+    lines = []
+    for word in text.split(" "):
+        if len(word) > width:
+            word = word[: width - 1] + "…"
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
 def _cells(cells, widths, chars):
     """The lines of one table row; a cell too long for its column wraps, as rich wraps."""
-    import textwrap
-
     left, middle, right = chars
-    wrapped = [
-        textwrap.wrap(c, w - 2, break_on_hyphens=False) or [""] for c, w in zip(cells, widths)
-    ]
+    wrapped = [_wrap(c, w - 2) for c, w in zip(cells, widths)]
     lines = []
     for k in range(max(len(parts) for parts in wrapped)):
         texts = []

@@ -366,50 +366,57 @@ class Trainer:
         callbacks = CallbackList([*user_callbacks, *extra], model=self, params=params)
         run = _FitRun(train, shuffle, seed, callbacks, user_callbacks, extra)
         self.history, self.stop_training = history, False
-
         callbacks.on_train_begin()
-        start_rate, log_rate = self.optimizer.learning_rate, self._rate_is_scheduled()
-        logs = {}
         with run.interrupt:
-            for epoch in range(int(initial_epoch), epochs):
-                if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
-                    print(f"Interrupted: training stopped after epoch {epoch}.")
-                    break
-                callbacks.on_epoch_begin(epoch)
-                train.on_epoch_begin()
-                known = train.steps is not None
-                logs, steps_done = self._fit_epoch(run, epoch)
-                train.on_epoch_end()
-                if not known:  # a generator's first pass ends where it runs out
-                    train.steps = steps_done
-                ran_out = known and getattr(train, "exhausted", False) and not self.stop_training
-                if steps_done == 0:
-                    _warn_ran_out(epochs, train.steps)
-                    break
-                interrupted = run.interrupt.raised
-                if validation is not None and validate_after(epoch) and not interrupted:
-                    val = self._evaluate_batches(validation.in_order(), callbacks)
-                    logs.update({f"val_{k}": v for k, v in val.items()})
-                rate = self.optimizer.learning_rate
-                log_rate = log_rate or rate != start_rate
-                if log_rate:  # as Keras's 'learning_rate' log, once the rate moves
-                    logs["learning_rate"] = float(rate)
-                if interrupted:
-                    for callback in extra:
-                        callback.on_epoch_end(epoch, logs)
-                    print(
-                        f"Interrupted: training stopped after step {steps_done} of epoch "
-                        f"{epoch + 1}; the model keeps its weights."
-                    )
-                    break
-                callbacks.on_epoch_end(epoch, logs)
-                if ran_out:
-                    _warn_ran_out(epochs, train.steps)
-                    break
-                if self.stop_training:
-                    break
+            logs = self._fit_epochs(
+                run, range(int(initial_epoch), epochs), validation, validate_after
+            )
         callbacks.on_train_end(logs)
         return history
+
+    def _fit_epochs(self, run, epochs, validation, validate_after):
+        """The epochs of fit, each followed by validation and on_epoch_end; the last logs."""
+        train, callbacks = run.train, run.callbacks
+        start_rate, log_rate = self.optimizer.learning_rate, self._rate_is_scheduled()
+        logs = {}
+        for epoch in epochs:
+            if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
+                print(f"Interrupted: training stopped after epoch {epoch}.")
+                break
+            callbacks.on_epoch_begin(epoch)
+            train.on_epoch_begin()
+            known = train.steps is not None
+            logs, steps_done = self._fit_epoch(run, epoch)
+            train.on_epoch_end()
+            if not known:  # a generator's first pass ends where it runs out
+                train.steps = steps_done
+            ran_out = known and getattr(train, "exhausted", False) and not self.stop_training
+            if steps_done == 0:
+                _warn_ran_out(epochs.stop, train.steps)
+                break
+            interrupted = run.interrupt.raised
+            if validation is not None and validate_after(epoch) and not interrupted:
+                val = self._evaluate_batches(validation.in_order(), callbacks)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            rate = self.optimizer.learning_rate
+            log_rate = log_rate or rate != start_rate
+            if log_rate:  # as Keras's 'learning_rate' log, once the rate moves
+                logs["learning_rate"] = float(rate)
+            if interrupted:
+                for callback in run.extra:  # History and the progress line only
+                    callback.on_epoch_end(epoch, logs)
+                print(
+                    f"Interrupted: training stopped after step {steps_done} of epoch "
+                    f"{epoch + 1}; the model keeps its weights."
+                )
+                break
+            callbacks.on_epoch_end(epoch, logs)
+            if ran_out:
+                _warn_ran_out(epochs.stop, train.steps)
+                break
+            if self.stop_training:
+                break
+        return logs
 
     def _rate_is_scheduled(self):
         return isinstance(getattr(self.optimizer, "_learning_rate", None), LearningRateSchedule)
@@ -528,7 +535,8 @@ class Trainer:
             source = data.DatasetBatches(self, x, "evaluate", steps)
         else:
             xs, ys, weights = self._arrays(x, y, sample_weight, None, "evaluate")
-            source = data.ArrayBatches(xs, ys, weights, batch_size, _capped(steps, xs, batch_size))
+            steps = _capped(steps, xs, batch_size, "steps")
+            source = data.ArrayBatches(xs, ys, weights, batch_size, steps, on_device=False)
         user_callbacks = _callback_list(callbacks)
         self._build_for_shapes(source.sample_shapes)
         progbar = [ProgbarLogger()] if verbose else []
@@ -568,7 +576,8 @@ class Trainer:
             source = data.DatasetBatches(self, x, "predict", steps, targets=False)
         else:
             xs = data.standardize_inputs(self, x, "predict")
-            source = data.ArrayBatches(xs, [], None, batch_size, _capped(steps, xs, batch_size))
+            steps = _capped(steps, xs, batch_size, "steps")
+            source = data.ArrayBatches(xs, [], None, batch_size, steps, on_device=False)
         user_callbacks = _callback_list(callbacks)
         self._build_for_shapes(source.sample_shapes)
         progbar = [ProgbarLogger()] if verbose else []
@@ -624,22 +633,23 @@ class Trainer:
             cut = [len(xs), len(xs) + len(ys)]
             xs, ys, weights = train[: cut[0]], train[cut[0] : cut[1]], train[cut[1] :] or None
             vx, vy, vw = held[: cut[0]], held[cut[0] : cut[1]], held[cut[1] :] or None
-            validation = data.ArrayBatches(vx, vy, vw, val_batch, _capped(val_steps, vx, val_batch))
+            val_steps = _capped(val_steps, vx, val_batch, "validation_steps")
+            validation = data.ArrayBatches(vx, vy, vw, val_batch, val_steps)
         if class_weight is not None:
             if weights is not None:
                 raise ValueError(
                     "fit: class_weight and sample_weight cannot both be given (as in Keras)."
                 )
             weights = data.class_weight_to_sample_weight(self, class_weight, ys, "fit", _one(xs))
-        return data.ArrayBatches(
-            xs, ys, weights, batch_size, _capped(steps, xs, batch_size)
-        ), validation
+        steps = _capped(steps, xs, batch_size, "steps_per_epoch")
+        return data.ArrayBatches(xs, ys, weights, batch_size, steps), validation
 
     def _validation_data(self, validation_data, batch_size, steps, input_shape):
         if data.is_dataset(validation_data):
             return data.DatasetBatches(self, validation_data, "validation_data", steps)
         xs, ys = data.check_validation_data(self, validation_data, input_shape)
-        return data.ArrayBatches(xs, ys, None, batch_size, _capped(steps, xs, batch_size))
+        steps = _capped(steps, xs, batch_size, "validation_steps")
+        return data.ArrayBatches(xs, ys, None, batch_size, steps)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -692,13 +702,13 @@ def _optional_positive(value, what):
     return None if value is None else utils.positive_int(value, what)
 
 
-def _capped(steps, xs, batch_size):
+def _capped(steps, xs, batch_size, what):
     """``steps`` batches of arrays, checked against how many there are (None: all)."""
     available = -(-len(xs[0]) // batch_size)
     if steps is not None and steps > available:
         raise ValueError(
-            f"{steps} steps asked for, but {len(xs[0])} samples make only {available} batches "
-            f"of {batch_size}."
+            f"{what}={steps} asks for {steps} steps, but {len(xs[0])} samples make only "
+            f"{available} batches of {batch_size}."
         )
     return steps
 
@@ -734,7 +744,7 @@ def _warn_ran_out(epochs, steps):
         "Your input ran out of data; interrupting training. Make sure that your dataset or "
         f"generator can generate at least steps_per_epoch * epochs batches ({steps} * "
         f"{epochs}).",
-        stacklevel=3,
+        stacklevel=4,  # the user's fit call
     )
 
 

@@ -151,9 +151,11 @@ def _number(value):
 
 
 def _glyph(char):
-    """The bar's character, or '=' / '.' where the output cannot encode it."""
+    """The bar's character, or '=' / '.' where the output cannot encode it (a text stream
+    without an encoding, such as io.StringIO, holds any character)."""
+    encoding = getattr(sys.stdout, "encoding", None)
     try:
-        char.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+        char.encode(encoding or "utf-8")
     except (UnicodeEncodeError, LookupError):
         return "=" if char == "━" else "."
     return char
