@@ -350,3 +350,73 @@ def test_config_round_trip(name):
     again = type(opt).from_config(opt.get_config())
     assert again.get_config() == opt.get_config()
     assert isinstance(again.learning_rate, float) and again.learning_rate == schedule(0)
+
+
+# -- saving: optimizers and schedules in model files -----------------------------------------
+
+
+def _trained_pair(make_optimizer, tmp_path):
+    """(a model fit 2 epochs straight, one fit 1 epoch, saved, loaded and fit 1 more)."""
+    from engine import Sequential, load_model, utils
+    from layers import Dense
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((24, 4)).astype("float32"), rng.integers(0, 3, 24)
+
+    def model():
+        utils.set_random_seed(0)
+        m = Sequential([Dense(3, input_shape=(4,))])
+        m.compile(make_optimizer(), "sparse_categorical_crossentropy")
+        return m
+
+    straight = model()
+    straight.fit(x, y, batch_size=8, epochs=2, seed=1, verbose=0)
+    first = model()
+    first.fit(x, y, batch_size=8, epochs=1, seed=1, verbose=0)
+    first.save(tmp_path / "m.npz")
+    resumed = load_model(tmp_path / "m.npz")
+    resumed.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, seed=1, verbose=0)
+    return straight, resumed
+
+
+SAVED = {
+    name: (lambda cls=cls: cls(schedules.ExponentialDecay(0.01, 2, 0.5), clipnorm=1.0))
+    for name, cls in OPTIMIZERS.items()
+}
+SAVED["adamw-cosine-warmup"] = lambda: AdamW(
+    schedules.CosineDecay(0.0, 4, warmup_target=0.02, warmup_steps=2), global_clipnorm=0.5
+)
+SAVED["sgd-piecewise"] = lambda: SGD(
+    schedules.PiecewiseConstantDecay([2, 4], [0.1, 0.05, 0.01]), momentum=0.9, clipvalue=0.1
+)
+SAVED["nadam-inverse"] = lambda: Nadam(schedules.InverseTimeDecay(0.01, 1, 0.5), weight_decay=0.1)
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_a_saved_optimizer_and_its_schedule_resume_bit_for_bit(name, tmp_path):
+    straight, resumed = _trained_pair(SAVED[name], tmp_path)
+    assert type(resumed.optimizer) is type(straight.optimizer)
+    assert resumed.optimizer.get_config() == straight.optimizer.get_config()
+    assert resumed.optimizer.iterations == straight.optimizer.iterations == 6
+    assert resumed.optimizer.learning_rate == straight.optimizer.learning_rate
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_naming_an_unknown_schedule_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    from engine import WeightFileError, load_model
+
+    straight, _ = _trained_pair(SAVED["sgd"], tmp_path)
+    straight.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as arrays:
+        contents = {k: arrays[k] for k in arrays.files}
+    config = json.loads(bytes(contents["__config__"]).decode())
+    config["compile"]["optimizer"]["config"]["learning_rate"]["class_name"] = "Evil"
+    contents["__config__"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "bad.npz", **contents)
+    assert zipfile.is_zipfile(tmp_path / "bad.npz")
+    with pytest.raises(WeightFileError, match="Unknown learning-rate schedule 'Evil'"):
+        load_model(tmp_path / "bad.npz")
