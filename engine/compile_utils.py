@@ -79,11 +79,7 @@ class CompiledLoss:
             sample_weight = sample_weights[target] if sample_weights else None
             target += 1
             if with_gradients:
-                value, dy = (
-                    loss.mean_and_gradient(y, y_pred)  # the plain mean: one call less per step
-                    if sample_weight is None
-                    else loss.value_and_gradient(y, y_pred, sample_weight)
-                )
+                value, dy = loss.value_and_gradient(y, y_pred, sample_weight)
                 dys.append(dy if weight == 1 else dy * weight)
             else:
                 value = loss.compute(y, y_pred, sample_weight)

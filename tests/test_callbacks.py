@@ -432,3 +432,18 @@ def test_csv_logger_needs_an_existing_folder(tmp_path):
     logger = CSVLogger(tmp_path / "missing" / "log.csv")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         dense_model().fit(x, y, callbacks=[logger], verbose=0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_terminate_on_nan_on_every_backend(backend_name, capsys):
+    """On the GPU fit checks the loss every 50th and each epoch's last step: TerminateOnNaN
+    acts there, on floats (never on device values, which would sync every step)."""
+    x, y = data(16)
+    x[9] = np.nan
+    model = dense_model()
+    history = model.fit(
+        x, y, batch_size=4, epochs=2, shuffle=False, callbacks=[TerminateOnNaN()], verbose=0
+    )
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+    assert len(history.history["loss"]) == 1
+    assert all(np.isfinite(w).all() for w in model.get_weights())

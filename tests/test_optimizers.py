@@ -420,3 +420,11 @@ def test_a_file_naming_an_unknown_schedule_is_refused(tmp_path):
     assert zipfile.is_zipfile(tmp_path / "bad.npz")
     with pytest.raises(WeightFileError, match="Unknown learning-rate schedule 'Evil'"):
         load_model(tmp_path / "bad.npz")
+
+
+def test_the_keras_namespace_has_the_optimizers_and_schedules():
+    import engine
+    import optim
+
+    assert engine.optimizers.schedules.CosineDecay is optim.schedules.CosineDecay
+    assert engine.optimizers.AdamW is AdamW and engine.optimizers.get("nadam").__class__ is Nadam

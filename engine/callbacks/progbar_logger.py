@@ -92,11 +92,9 @@ class ProgbarLogger(Callback):
         self._seen = batch + 1
         if self._after_first is None:
             self._after_first = time.perf_counter()
-        if self._bar is not None and self._bar.update(1) and logs:
+        if self._bar is not None and self._bar.update(1) and _read_back(logs):
             # Formatting costs, so only when tqdm has just redrawn; it shows next time.
-            self._bar.set_postfix(
-                {k: f"{float(v):.4f}" for k, v in logs.items() if k != "outputs"}, refresh=False
-            )
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
 
     def _finish(self, logs):
         if self._bar is not None:
@@ -113,6 +111,12 @@ class ProgbarLogger(Callback):
             per_step = (now - self._started) / max(seen, 1)
         values = "".join(f" - {k}: {_number(v)}" for k, v in keras_order(logs or {}))
         print(closing_line(seen, target, now - self._started, per_step, self.verbose) + values)
+
+
+def _read_back(logs):
+    """True for logs of floats: on the GPU only the steps that synced have them, and reading
+    device values at other steps would wait for the device."""
+    return bool(logs) and isinstance(next(iter(logs.values())), float)
 
 
 def interactive():

@@ -1,6 +1,7 @@
 """TerminateOnNaN, as keras.callbacks.TerminateOnNaN."""
 
 import math
+import numbers
 
 from engine.callbacks.callback import Callback
 
@@ -19,11 +20,13 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is None or math.isfinite(float(loss)):
+        # A loss still on the device (a GPU step between fit's checks) is left to fit's
+        # check: reading it here would wait for the device at every step.
+        if not isinstance(loss, numbers.Real) or math.isfinite(loss):
             return
         if self.raise_error:
             raise RuntimeError(
-                f"NaN or Inf loss encountered at batch {batch}. Loss value: {float(loss)}. "
+                f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                 "Terminating training immediately."
             )
         print(f"Batch {batch}: Invalid loss, terminating training")
