@@ -5,10 +5,12 @@ fit calls, in order: on_train_begin; per epoch on_epoch_begin, per step
 on_train_batch_begin / on_train_batch_end, then (validation) on_test_begin,
 on_test_batch_begin / on_test_batch_end, on_test_end, and on_epoch_end; on_train_end.
 evaluate calls the test hooks, predict the predict hooks. ``logs``, as in Keras:
-on_train_batch_end and on_test_batch_end get the running means of the loss and metrics
-so far in the epoch (floats where the step read them back: every step on the CPU, every
-50th on the GPU; 0-d device arrays otherwise), on_epoch_end the epoch's values (floats,
-val_ ones too), on_test_end the evaluation's, on_predict_batch_end {"outputs": [...]}.
+on_train_batch_end gets the running means of the loss and metrics so far in the epoch
+(floats where fit read them back: every step on the CPU, every 50th on the GPU; 0-d
+device arrays at the other steps, so that a callback that does not read them costs no
+device sync), on_test_batch_end the same for the evaluation (floats), on_epoch_end the
+epoch's values (floats, val_ ones too), on_test_end the evaluation's, on_predict_batch_end
+{"outputs": [...]}; the begin hooks get none.
 """
 
 HOOKS = (
