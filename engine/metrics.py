@@ -246,8 +246,9 @@ class _Confusion(Metric):
         xp = backend.get_array_module(y_pred)
         truth = xp.asarray(y_true).reshape(y_pred.shape) != 0
         if self.top_k is not None:
-            # The k largest of each row keep their value, the others drop to NEG_INF.
-            ranks = xp.argsort(xp.argsort(-y_pred, axis=-1), axis=-1)
+            # The k largest of each row keep their value, the others drop to NEG_INF; of
+            # tied scores the first ranks higher, as Keras's top_k.
+            ranks = xp.argsort(xp.argsort(-y_pred, axis=-1, kind="stable"), axis=-1)
             y_pred = xp.where(ranks < self.top_k, y_pred, NEG_INF)
         w = None if sample_weight is None else _per_sample(sample_weight, y_pred)
         if self.class_id is not None:

@@ -80,6 +80,9 @@ def test_precision_and_recall_with_top_k_and_class_id(backend_name):
     assert result(metrics.Precision(class_id=2), y_true, y_pred) == 0.0
     assert result(metrics.Recall(class_id=2, thresholds=0.3), y_true, y_pred) == 0.5
     assert result(metrics.Precision(top_k=2, class_id=2), y_true, y_pred) == pytest.approx(1 / 2)
+    # Of tied scores the first is in the top k, as Keras's top_k: here class 0, a miss.
+    tied = np.array([[0.5, 0.5, 0.1]])
+    assert result(metrics.Precision(top_k=1), np.array([[0, 1, 0]]), tied) == 0.0
 
 
 @pytest.mark.parametrize(
