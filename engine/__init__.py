@@ -15,6 +15,7 @@ import importlib
 from engine import backend, callbacks, config, initializers, losses, metrics, regularizers, utils
 from engine.backend import BackendUnavailableError
 from engine.trainer import NonFiniteLossError, NotCompiledError
+from engine.utils import to_categorical
 
 _LAZY = {
     "Model": ("engine.model", "Model"),
@@ -58,6 +59,7 @@ __all__ = [
     "losses",
     "metrics",
     "regularizers",
+    "to_categorical",
     "utils",
     *_LAZY,
 ]

@@ -65,21 +65,24 @@ class CompiledLoss:
             return []
         return [f"{name}_loss" for name, loss in zip(self.output_names, self.losses) if loss]
 
-    def __call__(self, ys, y_preds, with_gradients=False):
+    def __call__(self, ys, y_preds, with_gradients=False, sample_weights=None):
         """(total, per-output values, per-output gradients or None) for targets ``ys`` (one
-        per output with a loss) and predictions ``y_preds`` (one per output)."""
+        per output with a loss), predictions ``y_preds`` (one per output) and sample
+        weights (None, or one array or None per output with a loss)."""
         total, values, dys = None, [], []
-        targets = iter(ys)
+        target = 0
         for loss, weight, y_pred in zip(self.losses, self.weights, y_preds):
             if loss is None:
                 dys.append(None)
                 continue
-            y = next(targets)
+            y = ys[target]
+            sample_weight = sample_weights[target] if sample_weights else None
+            target += 1
             if with_gradients:
-                value, dy = loss.value_and_gradient(y, y_pred)
+                value, dy = loss.value_and_gradient(y, y_pred, sample_weight)
                 dys.append(dy if weight == 1 else dy * weight)
             else:
-                value = loss.compute(y, y_pred)
+                value = loss.compute(y, y_pred, sample_weight)
             values.append(value)
             weighted = value if weight == 1 else value * weight
             total = weighted if total is None else total + weighted
@@ -87,48 +90,84 @@ class CompiledLoss:
 
 
 class CompiledMetrics:
-    """The metric objects of each output, and the names they log under."""
+    """The metric objects of each output, and the names they log under.
 
-    def __init__(self, metrics, compiled_loss):
+    As Keras's: ``metrics`` ignore sample weights, ``weighted_metrics`` take them (a
+    weighted metric whose name is taken is logged as 'weighted_<name>'); a name used twice
+    gets '_1', '_2', ... .
+    """
+
+    def __init__(self, metrics, compiled_loss, weighted_metrics=None):
+        plain = self._per_output(metrics, compiled_loss, "metrics")
+        weighted = self._per_output(weighted_metrics, compiled_loss, "weighted_metrics")
+        self.per_output, self.weighted_per_output = plain, weighted
+        # (output index, index of its targets, metric, log name, weighted); only outputs
+        # with a loss have targets
+        names = compiled_loss.output_names
+        self._updates, taken = [], {}
+        for is_weighted, made in ((False, plain), (True, weighted)):
+            target = 0
+            for i, (name, metrics_i, loss) in enumerate(zip(names, made, compiled_loss.losses)):
+                for metric in metrics_i:
+                    log_name = _log_name(metric.name, name, len(names), is_weighted, taken)
+                    self._updates.append((i, target, metric, log_name, is_weighted))
+                target += loss is not None
+
+    @staticmethod
+    def _per_output(metrics, compiled_loss, what):
+        """One list of Metric objects per output, from compile()'s argument ``what``."""
         names = compiled_loss.output_names
         if metrics is None:
             metrics = []
         if not isinstance(metrics, (list, tuple, dict)):
-            raise TypeError(f"metrics must be a list of names, got {metrics!r}.")
+            raise TypeError(f"{what} must be a list of names, got {metrics!r}.")
         if len(names) == 1:
             entries = [list(metrics.values()) if isinstance(metrics, dict) else list(metrics)]
         elif not metrics:
             entries = [[] for _ in names]
         else:
-            entries = _per_output(metrics, names, "metrics", lambda m: m)
-        self.per_output = []
+            entries = _per_output(metrics, names, what, lambda m: m)
+        made = []
         for name, entry, loss in zip(names, entries, compiled_loss.losses):
             entry = [] if entry is None else entry if isinstance(entry, (list, tuple)) else [entry]
             if entry and loss is None:
                 raise ValueError(
-                    f"compile(): metrics for output {name!r}, which has no loss and so no targets."
+                    f"compile(): {what} for output {name!r}, which has no loss and so no targets."
                 )
-            self.per_output.append([metrics_module.get(m, loss) for m in entry])
-        # (output index, index of its targets, metric, log name); only outputs with a loss
-        # have targets
-        self._updates, target = [], 0
-        for i, (name, made, loss) in enumerate(zip(names, self.per_output, compiled_loss.losses)):
-            for metric in made:
-                log_name = metric.name if len(names) == 1 else f"{name}_{metric.name}"
-                self._updates.append((i, target, metric, log_name))
-            target += loss is not None
+            made.append([metrics_module.get(m, loss) for m in entry])
+        return made
 
     @property
     def metrics(self):
-        return [metric for _, _, metric, _ in self._updates]
+        return [metric for _, _, metric, _, _ in self._updates]
 
     @property
     def names(self):
-        return [log_name for _, _, _, log_name in self._updates]
+        return [log_name for _, _, _, log_name, _ in self._updates]
 
-    def update_state(self, ys, y_preds, sample_weight=None):
-        for i, target, metric, _ in self._updates:
-            metric.update_state(ys[target], y_preds[i], sample_weight)
+    def metric_named(self, log_name):
+        """The metric logged as ``log_name``, or None."""
+        return next((m for _, _, m, name, _ in self._updates if name == log_name), None)
+
+    def update_state(self, ys, y_preds, sample_weights=None):
+        """``sample_weights``: None, or one array (or None) per output with a loss."""
+        for i, target, metric, _, weighted in self._updates:
+            weight = sample_weights[target] if weighted and sample_weights else None
+            metric.update_state(ys[target], y_preds[i], weight)
 
     def results(self):
-        return {log_name: metric.result() for _, _, metric, log_name in self._updates}
+        return {log_name: metric.result() for _, _, metric, log_name, _ in self._updates}
+
+
+def _log_name(metric_name, output_name, outputs, weighted, taken):
+    """The metric's name in the logs (Keras's CompileMetrics.result): output-prefixed when
+    the model has several outputs, made unique; ``taken`` counts the names used so far."""
+    prefix = f"{output_name}_" if outputs > 1 else ""
+    name = prefix + metric_name
+    if name in taken and weighted:
+        name = f"{prefix}weighted_{metric_name}"
+    if name in taken:
+        taken[name] += 1
+        return f"{name}_{taken[name] - 1}"
+    taken[name] = 1
+    return name

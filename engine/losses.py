@@ -1,11 +1,13 @@
-"""Losses with Keras's names, formulas and reduction (the mean over the batch).
+"""Losses with Keras's names, formulas and reduction ('sum_over_batch_size').
 
-Each loss computes per-sample values over the last axis and averages them over
-all samples, as Keras's 'sum_over_batch_size'. ``gradient`` is d(loss)/d(y_pred)
-of that mean, shaped like y_pred.
+Each loss reduces the last axis to one value per sample, l_i (``call``, shape (N, ...)),
+and the loss is their mean; with sample weights w (N,) (or shaped like l) it is
+sum(w_i * l_i) / N, Keras's weighted 'sum_over_batch_size' (N counts the weights, not
+their sum). ``gradient`` is d(loss)/d(y_pred), shaped like y_pred.
 
     y_pred: (N, ..., K) predictions (logits or probabilities)
     y_true: like y_pred, or integer labels (N, ...) for the sparse loss
+    sample_weight: None, or (N,) / the shape of the per-sample losses
 """
 
 import numpy as np
@@ -36,28 +38,51 @@ def _softplus(x, xp):
 
 
 class Loss:
-    """Base class: ``compute`` gives the mean loss as a 0-d array (on the device).
+    """Base class: ``compute`` gives the loss as a 0-d array (on the device).
 
-    ``reduction`` says how per-sample losses become the loss: 'sum_over_batch_size' (the
-    mean, Keras's default) lets the CPU cut a batch into pieces whose gradients add up
-    exactly; a loss that is not such a mean sets None.
+    Subclasses implement ``call`` (the per-sample losses) and ``mean_and_gradient`` (the
+    unweighted mean and its gradient in one pass), and may implement ``mean`` alone when
+    it is cheaper. ``reduction`` says how per-sample losses become the loss:
+    'sum_over_batch_size' (the mean, Keras's default) lets the CPU cut a batch into pieces
+    whose gradients add up exactly; a loss that is not such a mean sets None.
     """
 
     name = None
     reduction = "sum_over_batch_size"
 
-    def __call__(self, y_true, y_pred):
-        return float(backend.to_numpy(self.compute(y_true, y_pred)))
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return float(backend.to_numpy(self.compute(y_true, y_pred, sample_weight)))
 
-    def compute(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        """The per-sample losses l_i, shape y_pred.shape[:-1]."""
         raise NotImplementedError
 
-    def gradient(self, y_true, y_pred):
+    def mean_and_gradient(self, y_true, y_pred):
+        """(mean of the per-sample losses, its gradient with respect to y_pred)."""
         raise NotImplementedError
 
-    def value_and_gradient(self, y_true, y_pred):
+    def mean(self, y_true, y_pred):
+        return self.mean_and_gradient(y_true, y_pred)[0]
+
+    def compute(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            return self.mean(y_true, y_pred)
+        values = self.call(y_true, y_pred)
+        return (values * _weights(sample_weight, values)).sum() / values.size
+
+    def gradient(self, y_true, y_pred, sample_weight=None):
+        return self.value_and_gradient(y_true, y_pred, sample_weight)[1]
+
+    def value_and_gradient(self, y_true, y_pred, sample_weight=None):
         """(0-d loss array, gradient): one call per training step."""
-        return self.compute(y_true, y_pred), self.gradient(y_true, y_pred)
+        value, grad = self.mean_and_gradient(y_true, y_pred)
+        if sample_weight is None:
+            return value, grad
+        # Sample i's part of the mean's gradient, times w_i, is its part of the weighted sum's.
+        values = self.call(y_true, y_pred)
+        w = _weights(sample_weight, values)
+        value = (values * w).sum() / values.size
+        return value, grad * w.reshape(w.shape + (1,) * (grad.ndim - w.ndim))
 
     def check_targets(self, y_true, output_shape):
         """Raise ValueError when targets (N, ...) can't go with outputs (N, *output_shape)."""
@@ -75,6 +100,14 @@ class Loss:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+def _weights(sample_weight, values):
+    """Sample weights (N,) or shaped like the per-sample losses, as values' dtype, shaped to
+    broadcast against them."""
+    xp = backend.get_array_module(values)
+    w = xp.asarray(sample_weight, dtype=values.dtype)
+    return w.reshape(w.shape + (1,) * (values.ndim - w.ndim))
 
 
 class _FromLogits(Loss):
@@ -109,19 +142,19 @@ class SparseCategoricalCrossentropy(_FromLogits):
         probs = y_pred.reshape(-1, k) / total
         return probs, labels, rows
 
-    def compute(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
         xp = backend.get_array_module(y_pred)
         values, labels, rows = self._logp_and_probs(y_true, y_pred)
         if self.from_logits:
             picked = values[rows, labels]
         else:
             picked = xp.log(xp.clip(values[rows, labels], EPSILON, 1 - EPSILON))
-        return -picked.mean()
+        return -picked.reshape(y_pred.shape[:-1])
 
-    def gradient(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[1]
+    def mean(self, y_true, y_pred):
+        return self.call(y_true, y_pred).mean()
 
-    def value_and_gradient(self, y_true, y_pred):
+    def mean_and_gradient(self, y_true, y_pred):
         xp = backend.get_array_module(y_pred)
         values, labels, rows = self._logp_and_probs(y_true, y_pred)
         m = labels.shape[0]
@@ -173,7 +206,14 @@ class CategoricalCrossentropy(_FromLogits):
 
     name = "categorical_crossentropy"
 
-    def value_and_gradient(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        xp, t = _prepare(y_true, y_pred)
+        if self.from_logits:
+            return -(t * _log_softmax(y_pred, xp)).sum(axis=-1)
+        p = xp.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+        return -(t * xp.log(p)).sum(axis=-1)
+
+    def mean_and_gradient(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         m = _count(y_pred)
         if self.from_logits:
@@ -189,19 +229,20 @@ class CategoricalCrossentropy(_FromLogits):
         grad = (g - (g * p).sum(axis=-1, keepdims=True)) / total / m  # through p = y / sum(y)
         return loss, grad
 
-    def compute(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[0]
-
-    def gradient(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[1]
-
 
 class BinaryCrossentropy(_FromLogits):
     """-(t log p + (1 - t) log(1 - p)), averaged over the last axis."""
 
     name = "binary_crossentropy"
 
-    def value_and_gradient(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        xp, t = _prepare(y_true, y_pred)
+        if self.from_logits:
+            return (t * _softplus(-y_pred, xp) + (1 - t) * _softplus(y_pred, xp)).mean(axis=-1)
+        p = xp.clip(y_pred, EPSILON, 1 - EPSILON)
+        return -(t * xp.log(p) + (1 - t) * xp.log(1 - p)).mean(axis=-1)
+
+    def mean_and_gradient(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         size = y_pred.size
         if self.from_logits:
@@ -215,12 +256,6 @@ class BinaryCrossentropy(_FromLogits):
         inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
         return loss, (-t / p + (1 - t) / (1 - p)) * inside / size
 
-    def compute(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[0]
-
-    def gradient(self, y_true, y_pred):
-        return self.value_and_gradient(y_true, y_pred)[1]
-
 
 class _Elementwise(Loss):
     """Losses that are a mean of an elementwise term f(t, p)."""
@@ -231,13 +266,17 @@ class _Elementwise(Loss):
     def term_gradient(self, xp, t, p):
         raise NotImplementedError
 
-    def compute(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        xp, t = _prepare(y_true, y_pred)
+        return self.term(xp, t, y_pred).mean(axis=-1)
+
+    def mean(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         return self.term(xp, t, y_pred).mean()
 
-    def gradient(self, y_true, y_pred):
+    def mean_and_gradient(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
-        return self.term_gradient(xp, t, y_pred) / y_pred.size
+        return self.mean(y_true, y_pred), self.term_gradient(xp, t, y_pred) / y_pred.size
 
 
 class MeanSquaredError(_Elementwise):
@@ -291,17 +330,23 @@ class KLDivergence(Loss):
 
     name = "kl_divergence"
 
-    def compute(self, y_true, y_pred):
+    def _terms(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         t = xp.clip(t, EPSILON, 1)
-        p = xp.clip(y_pred, EPSILON, 1)
-        return (t * xp.log(t / p)).sum() / _count(y_pred)
+        return t * xp.log(t / xp.clip(y_pred, EPSILON, 1))
 
-    def gradient(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        return self._terms(y_true, y_pred).sum(axis=-1)
+
+    def mean(self, y_true, y_pred):
+        return self._terms(y_true, y_pred).sum() / _count(y_pred)
+
+    def mean_and_gradient(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         t = xp.clip(t, EPSILON, 1)
         inside = (y_pred > EPSILON) & (y_pred < 1)
-        return -t / xp.clip(y_pred, EPSILON, 1) * inside / _count(y_pred)
+        grad = -t / xp.clip(y_pred, EPSILON, 1) * inside / _count(y_pred)
+        return self.mean(y_true, y_pred), grad
 
 
 class CosineSimilarity(Loss):
@@ -314,20 +359,24 @@ class CosineSimilarity(Loss):
         # Keras's l2_normalize: a * min(rsqrt(sum(a^2)), 1 / eps).
         return xp.minimum(1 / xp.sqrt((a * a).sum(axis=-1, keepdims=True)), 1 / EPSILON)
 
-    def compute(self, y_true, y_pred):
+    def _products(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
-        tn = t * self._inverse_norm(xp, t)
-        pn = y_pred * self._inverse_norm(xp, y_pred)
-        return -(tn * pn).sum() / _count(y_pred)
+        return t * self._inverse_norm(xp, t) * (y_pred * self._inverse_norm(xp, y_pred))
 
-    def gradient(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
+        return -self._products(y_true, y_pred).sum(axis=-1)
+
+    def mean(self, y_true, y_pred):
+        return -self._products(y_true, y_pred).sum() / _count(y_pred)
+
+    def mean_and_gradient(self, y_true, y_pred):
         xp, t = _prepare(y_true, y_pred)
         tn = t * self._inverse_norm(xp, t)
         inv = self._inverse_norm(xp, y_pred)
         pn = y_pred * inv
         # d(pn)/dp projects out pn's own direction while the norm is above eps.
         radial = (tn * pn).sum(axis=-1, keepdims=True) * pn * (inv < 1 / EPSILON)
-        return -(tn - radial) * inv / _count(y_pred)
+        return self.mean(y_true, y_pred), -(tn - radial) * inv / _count(y_pred)
 
 
 LOSSES = {

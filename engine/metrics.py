@@ -73,7 +73,13 @@ def mean_absolute_error(y_true, y_pred):
 
 
 class Metric:
-    """Base class: update_state, result, reset_state, as keras.metrics.Metric."""
+    """Base class: update_state, result, reset_state, as keras.metrics.Metric.
+
+    ``direction`` ('up', 'down' or None) says whether larger values are better, as Keras's
+    ``_direction``: EarlyStopping and ReduceLROnPlateau read it in mode='auto'.
+    """
+
+    direction = None
 
     def __init__(self, name=None):
         self.name = name or utils.snake_case(type(self).__name__)
@@ -143,64 +149,92 @@ class MeanMetricWrapper(Mean):
         return {**super().get_config(), **self.fn_kwargs}
 
 
-def _wrapper(fn, default_name, **defaults):
+def _wrapper(fn, default_name, direction, **defaults):
     """A MeanMetricWrapper class for ``fn``, as Keras defines SparseCategoricalAccuracy etc."""
 
     class Wrapped(MeanMetricWrapper):
         def __init__(self, name=default_name, **kwargs):
             super().__init__(fn, name=name, **{**defaults, **kwargs})
 
+    Wrapped.direction = direction
     return Wrapped
 
 
 class SparseCategoricalAccuracy(
-    _wrapper(sparse_categorical_accuracy, "sparse_categorical_accuracy")
+    _wrapper(sparse_categorical_accuracy, "sparse_categorical_accuracy", "up")
 ):
     """The fraction of samples whose largest score is at the integer label."""
 
 
-class CategoricalAccuracy(_wrapper(categorical_accuracy, "categorical_accuracy")):
+class CategoricalAccuracy(_wrapper(categorical_accuracy, "categorical_accuracy", "up")):
     """The fraction of samples whose largest score is at the one-hot label's position."""
 
 
-class BinaryAccuracy(_wrapper(binary_accuracy, "binary_accuracy", threshold=0.5)):
+class BinaryAccuracy(_wrapper(binary_accuracy, "binary_accuracy", "up", threshold=0.5)):
     """The fraction of outputs on the same side of ``threshold`` as their targets."""
 
 
 class SparseTopKCategoricalAccuracy(
-    _wrapper(sparse_top_k_categorical_accuracy, "sparse_top_k_categorical_accuracy", k=5)
+    _wrapper(sparse_top_k_categorical_accuracy, "sparse_top_k_categorical_accuracy", "up", k=5)
 ):
     """The fraction of samples whose label is among the k largest scores."""
 
 
 class TopKCategoricalAccuracy(
-    _wrapper(top_k_categorical_accuracy, "top_k_categorical_accuracy", k=5)
+    _wrapper(top_k_categorical_accuracy, "top_k_categorical_accuracy", "up", k=5)
 ):
     """As SparseTopKCategoricalAccuracy, with one-hot labels."""
 
 
-class MeanSquaredError(_wrapper(mean_squared_error, "mean_squared_error")):
+class MeanSquaredError(_wrapper(mean_squared_error, "mean_squared_error", "down")):
     """The mean of (y_pred - y_true)^2."""
 
 
-class MeanAbsoluteError(_wrapper(mean_absolute_error, "mean_absolute_error")):
+class MeanAbsoluteError(_wrapper(mean_absolute_error, "mean_absolute_error", "down")):
     """The mean of |y_pred - y_true|."""
 
 
-class _Confusion(Metric):
-    """True/false positive counts of binary outputs (y_pred > threshold is a positive)."""
+NEG_INF = -1e10  # Keras's threshold when top_k picks the positives (metrics_utils.NEG_INF)
 
-    def __init__(self, thresholds=None, name=None):
-        threshold = 0.5 if thresholds is None else thresholds
-        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+
+class _Confusion(Metric):
+    """True/false positive and false negative counts, as Keras's confusion metrics.
+
+    A prediction is positive where y_pred > ``thresholds`` (one number, default 0.5);
+    a target is positive where it is non-zero (Keras casts it to bool). ``top_k``: only
+    each sample's k largest predictions may be positive (then the threshold defaults to
+    -1e10); ``class_id``: count only that class (the last axis's entry).
+    """
+
+    direction = "up"
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None):
+        threshold = (0.5 if top_k is None else NEG_INF) if thresholds is None else thresholds
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
+            raise ValueError(
+                f"{type(self).__name__} takes one threshold (a number), got {thresholds!r}."
+            )
+        if thresholds is not None and not 0 <= threshold <= 1:
             raise ValueError(
                 f"{type(self).__name__} takes one threshold in [0, 1], got {thresholds!r}."
             )
+        if top_k is not None:
+            utils.positive_int(top_k, f"{type(self).__name__} top_k")
+        if class_id is not None and (not utils.is_int(class_id) or class_id < 0):
+            raise ValueError(
+                f"{type(self).__name__} class_id must be a class index >= 0, got {class_id!r}."
+            )
         self.threshold = float(threshold)
+        self.init_thresholds, self.top_k, self.class_id = thresholds, top_k, class_id
         super().__init__(name=name)
 
     def get_config(self):
-        return {**super().get_config(), "thresholds": self.threshold}
+        return {
+            **super().get_config(),
+            "thresholds": self.init_thresholds,
+            "top_k": self.top_k,
+            "class_id": self.class_id,
+        }
 
     def reset_state(self):
         xp = backend.xp()
@@ -210,9 +244,24 @@ class _Confusion(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         xp = backend.get_array_module(y_pred)
-        truth = xp.asarray(y_true).reshape(y_pred.shape) > 0.5
+        truth = xp.asarray(y_true).reshape(y_pred.shape) != 0
+        if self.top_k is not None:
+            # The k largest of each row keep their value, the others drop to NEG_INF; of
+            # tied scores the first ranks higher, as Keras's top_k.
+            ranks = xp.argsort(xp.argsort(-y_pred, axis=-1, kind="stable"), axis=-1)
+            y_pred = xp.where(ranks < self.top_k, y_pred, NEG_INF)
+        w = None if sample_weight is None else _per_sample(sample_weight, y_pred)
+        if self.class_id is not None:
+            if y_pred.ndim < 2 or self.class_id >= y_pred.shape[-1]:
+                raise ValueError(
+                    f"{type(self).__name__} class_id={self.class_id} needs outputs of shape "
+                    f"(N, K) with K > {self.class_id}, got {y_pred.shape}."
+                )
+            truth, y_pred = truth[..., self.class_id], y_pred[..., self.class_id]
+            if w is not None:
+                w = w[..., 0] if w.shape[-1] == 1 else w[..., self.class_id]
         predicted = y_pred > self.threshold
-        w = 1.0 if sample_weight is None else _per_sample(sample_weight, y_pred)
+        w = 1.0 if w is None else w
         self.true_positives += (w * (truth & predicted)).sum()
         self.false_positives += (w * (~truth & predicted)).sum()
         self.false_negatives += (w * (truth & ~predicted)).sum()

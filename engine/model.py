@@ -332,10 +332,21 @@ class Model(Trainer, Layer):
 
     _summary_shows_connections = True
 
-    def summary(self, print_fn=print):
-        """Print Keras's table: each layer's output shape and parameters, then the totals."""
+    def summary(self, line_length=None, print_fn=None, style="plain"):
+        """Print Keras's table: each layer's output shape and parameters, then the totals.
+
+        ``style``: 'plain' (the default) or 'box', Keras 3's box table, whose width is
+        ``line_length`` (Keras's default from the terminal's width when None; the plain
+        table is fixed). ``print_fn`` receives the text (default: print).
+        """
         self._require_built("summary")
-        print_fn(summary.summary_text(self, connections=self._summary_shows_connections))
+        if style not in ("plain", "box"):
+            raise ValueError(f"summary: unknown style {style!r}; expected 'plain' or 'box'.")
+        if style == "box":
+            text = summary.box_summary_text(self, line_length)
+        else:
+            text = summary.summary_text(self, connections=self._summary_shows_connections)
+        (print_fn or print)(text)
 
     def _require_built(self, what):
         if not self.built:

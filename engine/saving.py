@@ -273,6 +273,9 @@ def _compile_config(model):
         "loss_weights": compiled.weights,
         "optimizer": _entry(model.optimizer),
         "metrics": [[_entry(m) for m in made] for made in model.compiled_metrics.per_output],
+        "weighted_metrics": [
+            [_entry(m) for m in made] for made in model.compiled_metrics.weighted_per_output
+        ],
     }
 
 
@@ -341,19 +344,30 @@ def _compile_from(model, compiled, arrays, path):
             return entry
         return _known(path, what, entry["class_name"], classes)(**entry["config"])
 
-    optimizer = make(compiled["optimizer"], "optimizer", optimizer_classes)
+    entry = compiled["optimizer"]
+    optimizer = _known(path, "optimizer", entry["class_name"], optimizer_classes).from_config(
+        entry["config"]
+    )
     loss = compiled["loss"]
     loss = (
         [make(e, "loss", loss_classes) for e in loss]
         if isinstance(loss, list)
         else make(loss, "loss", loss_classes)
     )
-    metrics = compiled["metrics"]
-    if metrics and isinstance(metrics[0], list):
-        metrics = [[make(e, "metric", metric_classes) for e in made] for made in metrics]
-        metrics = metrics[0] if len(metrics) == 1 else metrics
+
+    def metrics(key):
+        made = compiled.get(key)
+        if made and isinstance(made[0], list):
+            made = [[make(e, "metric", metric_classes) for e in entries] for entries in made]
+            made = made[0] if len(made) == 1 else made
+        return made
+
     model.compile(
-        optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=compiled.get("loss_weights")
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics("metrics"),
+        loss_weights=compiled.get("loss_weights"),
+        weighted_metrics=metrics("weighted_metrics"),
     )
     state = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     if any(key != "iterations" for key in state):

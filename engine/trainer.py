@@ -8,23 +8,24 @@ As in Keras 3, a step is a method a subclass may override:
     predict_step(data)   the outputs of a batch
 
 ``data`` is (inputs, targets, sample_weight): lists of device arrays, one per model input
-and per output with a loss. fit is the loop around train_step, with its safety net
-(NaN rollback, Ctrl-C) and the checks of what users pass in (engine/data_adapter.py).
+and per output with a loss (sample_weight: None, or one array or None per such output).
+fit is the loop around train_step, with its safety net (NaN rollback, Ctrl-C), the
+callbacks (engine/callbacks/: the progress display is one) and the checks of what users
+pass in (engine/data_adapter.py: arrays, or datasets that yield batches).
 """
 
-import math
 import signal
 import threading
-import time
+import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from engine import backend, utils
 from engine import data_adapter as data
-from engine.callbacks import Callback, History
+from engine.callbacks import Callback, CallbackList, History, ProgbarLogger, TerminateOnNaN
 from engine.compile_utils import CompiledLoss, CompiledMetrics
 from engine.metrics import Mean
+from optim.schedules import LearningRateSchedule
 
 
 class Trainer:
@@ -41,8 +42,13 @@ class Trainer:
 
     # -- compile --------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
-        """Choose the optimizer, the loss(es) and metrics (instances or Keras names)."""
+    def compile(
+        self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None
+    ):
+        """Choose the optimizer, the loss(es) and metrics (instances or Keras names).
+
+        As Keras's: ``metrics`` ignore sample and class weights, ``weighted_metrics`` use them.
+        """
         import optim
 
         if loss is None:
@@ -51,7 +57,7 @@ class Trainer:
         optimizer = optim.get(optimizer)
         names = self.output_names if self.built else ["output"]
         compiled_loss = CompiledLoss(loss, loss_weights, names)
-        compiled_metrics = CompiledMetrics(metrics, compiled_loss)
+        compiled_metrics = CompiledMetrics(metrics, compiled_loss, weighted_metrics)
         self.optimizer, self.compiled_loss, self.compiled_metrics = (
             optimizer,
             compiled_loss,
@@ -88,7 +94,7 @@ class Trainer:
     def test_step(self, data):
         x, y, sample_weight = data
         y_pred = self._forward(x)
-        loss, losses, _ = self.compiled_loss(y, y_pred)
+        loss, losses, _ = self.compiled_loss(y, y_pred, sample_weights=sample_weight)
         penalty = self.regularization_penalty()
         if penalty is not None:
             loss = loss + penalty
@@ -138,18 +144,25 @@ class Trainer:
         n = len(x[0])
         size = self._chunk_size(n)
         if size >= n:
-            loss, losses, y_pred, grads = self._loss_and_gradients(x, y, self._step_key, 1)
+            key = self._step_key
+            loss, losses, y_pred, grads = self._loss_and_gradients(x, y, sample_weight, key, 1)
             loss, grads = self._add_regularization(loss, self._zeros_for_missing(grads))
             return loss, losses, y_pred, grads
-        # The losses are means over the samples, so the pieces' gradients, each scaled by
-        # its share of the batch, add up to the batch's (up to float rounding).
+        # The losses are (weighted) sums over the samples divided by their count, so the
+        # pieces' gradients, each scaled by its share of the batch, add up to the batch's
+        # (up to float rounding).
         loss_sum, loss_sums, preds, totals = 0, None, [], None
         for piece, start in enumerate(range(0, n, size)):
             part = slice(start, start + size)
             xc, yc = [a[part] for a in x], [t[part] for t in y]
+            wc = (
+                None
+                if sample_weight is None
+                else [w if w is None else w[part] for w in sample_weight]
+            )
             m = len(xc[0])
             key = None if self._step_key is None else (*self._step_key, piece)
-            loss, losses, y_pred, grads = self._loss_and_gradients(xc, yc, key, m / n)
+            loss, losses, y_pred, grads = self._loss_and_gradients(xc, yc, wc, key, m / n)
             if totals is None:
                 totals = [None if g is None else g.copy() for g in grads]
                 loss_sums = [v * m for v in losses]
@@ -167,9 +180,9 @@ class Trainer:
         loss, grads = self._add_regularization(loss_sum / n, self._zeros_for_missing(totals))
         return loss, [s / n for s in loss_sums], y_pred, grads
 
-    def _loss_and_gradients(self, x, y, key, scale):
+    def _loss_and_gradients(self, x, y, sample_weight, key, scale):
         y_pred, tape = self._plan().run_with_tape(x, training=True, key=key)
-        loss, losses, dys = self.compiled_loss(y, y_pred, with_gradients=True)
+        loss, losses, dys = self.compiled_loss(y, y_pred, True, sample_weight)
         if scale != 1:
             for dy in dys:
                 if dy is not None:
@@ -211,19 +224,18 @@ class Trainer:
 
     # -- fit --------------------------------------------------------------------------
 
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimisation step on one batch; returns the batch loss as a float.
 
         A non-finite loss or weight raises NonFiniteLossError and puts the weights and
         the optimizer state back to what they were before this batch.
         """
         self._require_compiled("train_on_batch")
-        xs = data.standardize_inputs(self, x, "train_on_batch")
-        ys = data.standardize_targets(self, y, len(xs[0]), "train_on_batch", _one(xs))
+        xs, ys, weights = self._arrays(x, y, sample_weight, class_weight, "train_on_batch")
         self._build_for(xs)
         snapshot = self._snapshot()
         self.reset_metrics()
-        batch = (data.take_inputs(xs, slice(None)), [backend.to_device(t) for t in ys], None)
+        batch = next(data.ArrayBatches(xs, ys, weights, len(xs[0])).in_order())
         loss = float(backend.to_numpy(self.train_step(batch)["loss"]))
         if not (np.isfinite(loss) and self._weights_finite()):
             self._restore(snapshot)
@@ -236,21 +248,43 @@ class Trainer:
 
     def fit(
         self,
-        x,
-        y,
+        x=None,
+        y=None,
         batch_size=32,
         epochs=1,
-        verbose=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
         validation_data=None,
         shuffle=True,
-        seed=None,
+        class_weight=None,
+        sample_weight=None,
         initial_epoch=0,
-        callbacks=None,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+        seed=None,
     ):
         """Train for ``epochs`` epochs; returns a History whose .history holds per-epoch means.
 
-        Every argument and both data sets (``validation_data`` too) are checked before
-        the first step; a mistake raises ValueError/TypeError and changes nothing.
+        Keras 3's arguments. ``x`` and ``y`` are arrays (see engine/data_adapter.py), or
+        ``x`` is a dataset that yields batches (x, y) or (x, y, sample_weight): an object
+        with __len__ and __getitem__ (a PyDataset), or a Python generator (then
+        ``steps_per_epoch`` batches make an epoch; without it, all it yields). For arrays,
+        ``validation_split`` keeps the last fraction of the samples (before shuffling) to
+        validate on; ``sample_weight`` weighs each sample's loss (sum(w_i * l_i) / N, as
+        Keras), ``class_weight`` {class: weight} gives each sample its class's weight.
+        ``validation_data`` is (x_val, y_val) or a dataset; ``validation_freq`` an int
+        (every n-th epoch) or the epochs (1-based) to validate after. ``verbose``: 0
+        silent, 1 (or 'auto') a progress bar and one line per epoch, 2 the lines only.
+        ``seed``: the shuffling and the layers' random draws (default: drawn from the
+        global generator, which utils.set_random_seed seeds).
+
+        Every argument and the data (``validation_data`` too; a dataset's first batch)
+        are checked before the first step; a mistake raises ValueError/TypeError and
+        changes nothing. A dataset's later batches are checked as they come: a bad one
+        stops training with an error naming it, the steps before it done.
 
         Shuffling and the layers' random draws (Dropout, augmentation) depend only on
         (seed, epoch, step), so a run resumed with initial_epoch=k (from a model saved
@@ -261,8 +295,9 @@ class Trainer:
             A NaN or infinite loss (or weight) raises NonFiniteLossError (a
             FloatingPointError) naming the epoch and step; the weights and the
             optimizer state are put back to their values after the last finite step
-            checked. On the CPU every step is checked; on the GPU every 50th step and
-            the last one (to avoid a device sync per step), so the model goes back at
+            checked (with a TerminateOnNaN callback, training stops there instead, as
+            Keras's does). On the CPU every step is checked; on the GPU every 50th step
+            and the last one (to avoid a device sync per step), so the model goes back at
             most 50 steps. Ctrl-C (SIGINT, main thread only) stops training cleanly
             at the end of the current step: fit returns the History (the interrupted
             epoch logged with its partial means, no on_epoch_end callbacks for it) and
@@ -293,118 +328,153 @@ class Trainer:
             )
         if seed is not None and (not utils.is_int(seed) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
-        xs = data.standardize_inputs(self, x, "fit")
-        ys = data.standardize_targets(self, y, len(xs[0]), "fit", _one(xs))
-        validation = None
-        if validation_data is not None:
-            validation = data.check_validation_data(self, validation_data, data.sample_shapes(xs))
-        callbacks = _callback_list(callbacks)
-        self._build_for(xs)
+        verbose = _verbosity(verbose)
+        steps_per_epoch = _optional_positive(steps_per_epoch, "steps_per_epoch")
+        validation_steps = _optional_positive(validation_steps, "validation_steps")
+        validation_batch_size = _optional_positive(validation_batch_size, "validation_batch_size")
+        validate_after = _validation_epochs(validation_freq)
+        if validation_split is not None and validation_split != 0:
+            utils.check_number("validation_split", validation_split, 0, 1, high_open=True)
+        train, split = self._training_data(
+            x,
+            y,
+            sample_weight,
+            class_weight,
+            batch_size,
+            steps_per_epoch,
+            validation_split,
+            validation_batch_size or batch_size,
+            validation_steps,
+        )
+        validation = split
+        if validation_data is not None:  # as Keras: it takes the place of validation_split
+            validation = self._validation_data(
+                validation_data,
+                validation_batch_size or batch_size,
+                validation_steps,
+                train.sample_shapes,
+            )
+        user_callbacks = _callback_list(callbacks)
+        self._build_for_shapes(train.sample_shapes)
         seed = int(utils.global_rng().integers(2**31) if seed is None else seed)
-        run = _FitRun(self, xs, ys, batch_size, epochs, verbose, seed, callbacks)
         names = list(self.metrics_names)
         if validation is not None:
             names += [f"val_{name}" for name in names]
-        params = {"epochs": epochs, "steps": run.steps, "verbose": verbose, "metrics": names}
         history = History()
-        for callback in [*callbacks, history]:
-            callback.set_model(self)
-            callback.set_params(params)
+        extra = [history, *([ProgbarLogger()] if verbose else [])]  # Keras's order: last
+        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose, "metrics": names}
+        callbacks = CallbackList([*user_callbacks, *extra], model=self, params=params)
+        run = _FitRun(train, shuffle, seed, callbacks, user_callbacks, extra)
         self.history, self.stop_training = history, False
-
-        for callback in callbacks:
-            callback.on_train_begin()
+        callbacks.on_train_begin()
         with run.interrupt:
-            for epoch in range(int(initial_epoch), epochs):
-                if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
-                    print(f"Interrupted: training stopped after epoch {epoch}.")
-                    break
-                for callback in callbacks:
-                    callback.on_epoch_begin(epoch)
-                order = np.random.default_rng([seed, epoch]).permutation(run.n) if shuffle else None
-                logs = self._fit_epoch(run, epoch, np.arange(run.n) if order is None else order)
-                if validation is not None and not run.interrupt.raised:
-                    val = self._evaluate_lists(*validation, batch_size)
-                    logs.update({f"val_{k}": v for k, v in val.items()})
-                if verbose:
-                    print(_epoch_line(epoch, epochs, run.steps, logs))
-                logs.pop("time")
-                stopped_at = logs.pop("steps", None)
-                history.on_epoch_end(epoch, logs)
-                if stopped_at is not None:
-                    print(
-                        f"Interrupted: training stopped after step {stopped_at} of epoch "
-                        f"{epoch + 1}; the model keeps its weights."
-                    )
-                    break
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        for callback in callbacks:
-            callback.on_train_end()
+            logs = self._fit_epochs(
+                run, range(int(initial_epoch), epochs), validation, validate_after
+            )
+        callbacks.on_train_end(logs)
         return history
 
-    def _fit_epoch(self, run, epoch, order):
-        """One epoch of train_step calls; the epoch's logs (floats), its time and, when
-        Ctrl-C stopped it, the steps done."""
-        order = backend.to_device(order)
+    def _fit_epochs(self, run, epochs, validation, validate_after):
+        """The epochs of fit, each followed by validation and on_epoch_end; the last logs."""
+        train, callbacks = run.train, run.callbacks
+        start_rate, log_rate = self.optimizer.learning_rate, self._rate_is_scheduled()
+        logs = {}
+        for epoch in epochs:
+            if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
+                print(f"Interrupted: training stopped after epoch {epoch}.")
+                break
+            callbacks.on_epoch_begin(epoch)
+            train.on_epoch_begin()
+            known = train.steps is not None
+            logs, steps_done = self._fit_epoch(run, epoch)
+            train.on_epoch_end()
+            if not known:  # a generator's first pass ends where it runs out
+                train.steps = steps_done
+            ran_out = known and getattr(train, "exhausted", False) and not self.stop_training
+            if steps_done == 0:
+                _warn_ran_out(epochs.stop, train.steps)
+                break
+            interrupted = run.interrupt.raised
+            if validation is not None and validate_after(epoch) and not interrupted:
+                val = self._evaluate_batches(validation.in_order(), callbacks)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            rate = self.optimizer.learning_rate
+            log_rate = log_rate or rate != start_rate
+            if log_rate:  # as Keras's 'learning_rate' log, once the rate moves
+                logs["learning_rate"] = float(rate)
+            if interrupted:
+                for callback in run.extra:  # History and the progress line only
+                    callback.on_epoch_end(epoch, logs)
+                print(
+                    f"Interrupted: training stopped after step {steps_done} of epoch "
+                    f"{epoch + 1}; the model keeps its weights."
+                )
+                break
+            callbacks.on_epoch_end(epoch, logs)
+            if ran_out:
+                _warn_ran_out(epochs.stop, train.steps)
+                break
+            if self.stop_training:
+                break
+        return logs
+
+    def _rate_is_scheduled(self):
+        return isinstance(getattr(self.optimizer, "_learning_rate", None), LearningRateSchedule)
+
+    def _fit_epoch(self, run, epoch):
+        """One epoch of train_step calls: (the epoch's logs as floats, the steps done).
+        It ends early at Ctrl-C, when a callback sets stop_training, or (with
+        TerminateOnNaN) at a non-finite loss."""
         self.reset_metrics()
         snapshot = self._snapshot()
-        start = time.perf_counter()
-        bar = tqdm(
-            total=run.steps,
-            desc=f"Epoch {epoch + 1}/{run.epochs}",
-            unit="step",
-            disable=run.verbose != 1,
-            leave=False,
-            dynamic_ncols=True,
-        )
-        logs, synced_step, step_logs = {}, None, {}
+        batch_begin = run.callbacks.listeners("on_train_batch_begin")
+        batch_end = run.callbacks.listeners("on_train_batch_end")
+        logs, synced_step, step_logs, steps_done = {}, None, {}, 0
 
         def sync(step):
-            """Read the logs, check the model is finite (else roll back) and snapshot it."""
+            """Read the logs, check the model is finite (else roll back) and snapshot it;
+            False when the step went non-finite and TerminateOnNaN stopped training."""
             nonlocal logs, snapshot, synced_step
             logs, synced_step = _floats(step_logs), step
-            if not (np.isfinite(logs["loss"]) and self._weights_finite()):
-                self._restore(snapshot)
+            if np.isfinite(logs["loss"]) and self._weights_finite():
+                snapshot = self._snapshot(snapshot)
+                return True
+            self._restore(snapshot)
+            if not run.terminate_on_nan:
                 raise NonFiniteLossError(
                     f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
                     f"{epoch + 1}, by step {step + 1}; training stopped and the model "
                     "keeps its last finite weights. Try a smaller learning rate, "
                     "or look for NaN/inf in the data."
                 )
-            snapshot = self._snapshot(snapshot)
-            if not bar.disable:  # formatting costs 1% of a small step on the CPU
-                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            for callback in run.terminate_on_nan:
+                callback.on_train_batch_end(step, logs)
+            self.stop_training = True
+            return False
 
+        steps = run.train.steps
         try:
-            for step in range(run.steps):
-                idx = order[step * run.batch_size : (step + 1) * run.batch_size]
-                batch = (data.take_inputs(run.x, idx), data.take_targets(run.y, idx), None)
+            for step, batch in enumerate(run.train.batches(run.seed, epoch, run.shuffle)):
+                for listener in batch_begin:
+                    listener(step)
                 self._step_key = (run.seed, epoch, step)
                 step_logs = self.train_step(batch)
+                steps_done = step + 1
                 if (
-                    (step + 1) % run.sync_every == 0
-                    or step + 1 == run.steps
-                    or run.interrupt.raised
-                ):
-                    sync(step)
-                bar.update(1)
-                for callback in run.callbacks:
-                    callback.on_train_batch_end(step)
-                if run.interrupt.raised:
+                    (step + 1) % run.sync_every == 0 or step + 1 == steps or run.interrupt.raised
+                ) and not sync(step):
+                    break
+                for listener in batch_end:
+                    listener(step, logs if synced_step == step else step_logs)
+                if run.interrupt.raised or self.stop_training:
                     # Ctrl-C may come after this step's sync point (in a callback, say):
                     # the partial epoch's logs are then read now.
-                    if synced_step != step:
-                        sync(step)
-                    logs["steps"] = step + 1
                     break
+            if steps_done and synced_step != steps_done - 1:
+                sync(steps_done - 1)
         finally:
             self._step_key = None
-            bar.close()
-        logs["time"] = time.perf_counter() - start
-        return logs
+        return logs, steps_done
 
     # -- state: snapshots for the NaN rollback -------------------------------------------
 
@@ -442,51 +512,144 @@ class Trainer:
 
     # -- evaluate and predict ---------------------------------------------------------------
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]."""
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=32,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
+        """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]
+        (a dict with return_dict). ``x`` may be a dataset yielding (x, y[, sample_weight])
+        batches (``steps`` of them; default all); ``sample_weight`` as in fit."""
         self._require_compiled("evaluate")
         batch_size = utils.positive_int(batch_size, "batch_size")
-        xs = data.standardize_inputs(self, x, "evaluate")
-        ys = data.standardize_targets(self, y, len(xs[0]), "evaluate", _one(xs))
-        self._build_for(xs)
-        logs = self._evaluate_lists(xs, ys, batch_size, verbose)
+        verbose = _verbosity(verbose)
+        steps = _optional_positive(steps, "steps")
+        if data.is_dataset(x):
+            _no_arrays_with_a_dataset("evaluate", y=y, sample_weight=sample_weight)
+            source = data.DatasetBatches(self, x, "evaluate", steps)
+        else:
+            xs, ys, weights = self._arrays(x, y, sample_weight, None, "evaluate")
+            steps = _capped(steps, xs, batch_size, "steps")
+            source = data.ArrayBatches(xs, ys, weights, batch_size, steps, on_device=False)
+        user_callbacks = _callback_list(callbacks)
+        self._build_for_shapes(source.sample_shapes)
+        progbar = [ProgbarLogger()] if verbose else []
+        params = {"epochs": 1, "steps": source.steps, "verbose": verbose}
+        callback_list = CallbackList([*user_callbacks, *progbar], model=self, params=params)
+        logs = self._evaluate_batches(source.in_order(), callback_list)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
-    def _evaluate_lists(self, xs, ys, batch_size, verbose=0):
+    def _evaluate_batches(self, batches, callbacks):
+        """test_step over ``batches``, with the test hooks; the logs as floats."""
         self.reset_metrics()
+        callbacks.on_test_begin()
+        batch_begin = callbacks.listeners("on_test_batch_begin")
+        batch_end = callbacks.listeners("on_test_batch_end")
         logs = {}
-        for start in tqdm(
-            range(0, len(xs[0]), batch_size), disable=verbose != 1, desc="evaluate", leave=False
-        ):
-            part = slice(start, start + batch_size)
-            targets = [backend.to_device(np.asarray(t[part])) for t in ys]
-            logs = self.test_step((data.take_inputs(xs, part), targets, None))
-        return _floats(logs)
+        for step, batch in enumerate(batches):
+            for listener in batch_begin:
+                listener(step)
+            logs = self.test_step(batch)
+            if batch_end:
+                step_logs = _floats(logs)
+                for listener in batch_end:
+                    listener(step, step_logs)
+        logs = _floats(logs)
+        callbacks.on_test_end(logs)
+        return logs
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs as NumPy arrays (a list for several outputs), batch by batch."""
+    def predict(self, x, batch_size=32, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs as NumPy arrays (a list for several outputs), batch by batch.
+        ``x`` may be a dataset yielding x or (x, ...) batches (``steps`` of them)."""
         batch_size = utils.positive_int(batch_size, "batch_size")
-        xs = data.standardize_inputs(self, x, "predict")
-        self._build_for(xs)
-        parts = [
-            [
-                backend.to_numpy(y)
-                for y in self.predict_step((data.take_inputs(xs, part), None, None))
-            ]
-            for part in (
-                slice(start, start + batch_size)
-                for start in tqdm(
-                    range(0, len(xs[0]), batch_size),
-                    disable=verbose != 1,
-                    desc="predict",
-                    leave=False,
-                )
-            )
-        ]
+        verbose = _verbosity(verbose)
+        steps = _optional_positive(steps, "steps")
+        if data.is_dataset(x):
+            source = data.DatasetBatches(self, x, "predict", steps, targets=False)
+        else:
+            xs = data.standardize_inputs(self, x, "predict")
+            steps = _capped(steps, xs, batch_size, "steps")
+            source = data.ArrayBatches(xs, [], None, batch_size, steps, on_device=False)
+        user_callbacks = _callback_list(callbacks)
+        self._build_for_shapes(source.sample_shapes)
+        progbar = [ProgbarLogger()] if verbose else []
+        params = {"epochs": 1, "steps": source.steps, "verbose": verbose}
+        callback_list = CallbackList([*user_callbacks, *progbar], model=self, params=params)
+        callback_list.on_predict_begin()
+        batch_begin = callback_list.listeners("on_predict_batch_begin")
+        batch_end = callback_list.listeners("on_predict_batch_end")
+        parts = []
+        for step, batch in enumerate(source.in_order()):
+            for listener in batch_begin:
+                listener(step)
+            outputs = [backend.to_numpy(y) for y in self.predict_step(batch)]
+            parts.append(outputs)
+            for listener in batch_end:
+                listener(step, {"outputs": outputs})
+        callback_list.on_predict_end()
         outputs = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
         return outputs[0] if len(outputs) == 1 else outputs
+
+    # -- the data ----------------------------------------------------------------------------
+
+    def _arrays(self, x, y, sample_weight, class_weight, what):
+        """Checked (inputs, targets, sample weights or None) of arrays."""
+        xs = data.standardize_inputs(self, x, what)
+        ys = data.standardize_targets(self, y, len(xs[0]), what, _one(xs))
+        weights = data.standardize_sample_weight(self, sample_weight, ys, what)
+        if class_weight is not None:
+            if weights is not None:
+                raise ValueError(
+                    f"{what}: class_weight and sample_weight cannot both be given (as in Keras)."
+                )
+            weights = data.class_weight_to_sample_weight(self, class_weight, ys, what, _one(xs))
+        return xs, ys, weights
+
+    def _training_data(
+        self, x, y, sample_weight, class_weight, batch_size, steps, split, val_batch, val_steps
+    ):
+        """fit's (training batches, validation batches from validation_split or None)."""
+        if data.is_dataset(x):
+            _no_arrays_with_a_dataset("fit", y=y, sample_weight=sample_weight)
+            if split:
+                raise ValueError(
+                    "fit: validation_split needs arrays; with a dataset, give validation_data."
+                )
+            return data.DatasetBatches(self, x, "fit", steps, class_weight), None
+        xs, ys, weights = self._arrays(x, y, sample_weight, None, "fit")
+        validation = None
+        if split:
+            # Keras splits x, y and sample_weight; class weights apply to training only.
+            arrays = [*xs, *ys, *(weights or [])]
+            train, held = data.split_validation(arrays, split, "fit")
+            cut = [len(xs), len(xs) + len(ys)]
+            xs, ys, weights = train[: cut[0]], train[cut[0] : cut[1]], train[cut[1] :] or None
+            vx, vy, vw = held[: cut[0]], held[cut[0] : cut[1]], held[cut[1] :] or None
+            val_steps = _capped(val_steps, vx, val_batch, "validation_steps")
+            validation = data.ArrayBatches(vx, vy, vw, val_batch, val_steps)
+        if class_weight is not None:
+            if weights is not None:
+                raise ValueError(
+                    "fit: class_weight and sample_weight cannot both be given (as in Keras)."
+                )
+            weights = data.class_weight_to_sample_weight(self, class_weight, ys, "fit", _one(xs))
+        steps = _capped(steps, xs, batch_size, "steps_per_epoch")
+        return data.ArrayBatches(xs, ys, weights, batch_size, steps), validation
+
+    def _validation_data(self, validation_data, batch_size, steps, input_shape):
+        if data.is_dataset(validation_data):
+            return data.DatasetBatches(self, validation_data, "validation_data", steps)
+        xs, ys = data.check_validation_data(self, validation_data, input_shape)
+        steps = _capped(steps, xs, batch_size, "validation_steps")
+        return data.ArrayBatches(xs, ys, None, batch_size, steps)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -498,22 +661,21 @@ class Trainer:
 
     def _build_for(self, xs):
         """Build an unbuilt model for the inputs' per-sample shape (after every check passed)."""
+        self._build_for_shapes(data.sample_shapes(xs))
+
+    def _build_for_shapes(self, shapes):
         if not self.built:
-            self.build(data.sample_shapes(xs))
+            self.build(shapes)
 
 
 class _FitRun:
     """What one fit call's epochs share."""
 
-    def __init__(self, model, xs, ys, batch_size, epochs, verbose, seed, callbacks):
-        # On the GPU the training set moves to the device once; batches are gathered there.
-        on_device = backend.keeps_training_data_on_device()
-        self.x = [backend.to_device(a) for a in xs] if on_device else xs
-        self.y = [backend.to_device(np.asarray(t)) for t in ys]
-        self.n = len(xs[0])
-        self.batch_size, self.epochs, self.verbose = batch_size, epochs, verbose
-        self.steps = math.ceil(self.n / batch_size)
-        self.seed, self.callbacks = seed, callbacks
+    def __init__(self, train, shuffle, seed, callbacks, user_callbacks, extra):
+        self.train, self.shuffle, self.seed = train, shuffle, seed
+        self.callbacks = callbacks
+        self.extra = extra  # History and the progress display
+        self.terminate_on_nan = [c for c in user_callbacks if isinstance(c, TerminateOnNaN)]
         self.sync_every = backend.sync_interval()
         self.interrupt = _InterruptFlag()
 
@@ -525,6 +687,65 @@ def _one(xs):
 
 def _floats(logs):
     return {k: float(backend.to_numpy(v)) for k, v in logs.items()}
+
+
+def _verbosity(verbose):
+    """verbose as 0, 1 or 2 ('auto' is 1, as in Keras)."""
+    if verbose == "auto":
+        return 1
+    if not (utils.is_int(verbose) or isinstance(verbose, bool)) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}.")
+    return int(verbose)
+
+
+def _optional_positive(value, what):
+    return None if value is None else utils.positive_int(value, what)
+
+
+def _capped(steps, xs, batch_size, what):
+    """``steps`` batches of arrays, checked against how many there are (None: all)."""
+    available = -(-len(xs[0]) // batch_size)
+    if steps is not None and steps > available:
+        raise ValueError(
+            f"{what}={steps} asks for {steps} steps, but {len(xs[0])} samples make only "
+            f"{available} batches of {batch_size}."
+        )
+    return steps
+
+
+def _validation_epochs(freq):
+    """validation_freq as a test of the (0-based) epoch: an int n (every n-th epoch) or the
+    1-based epochs to validate after, as Keras's."""
+    if utils.is_int(freq) and freq > 0:
+        return lambda epoch: (epoch + 1) % freq == 0
+    if (
+        isinstance(freq, (list, tuple, set))
+        and freq
+        and all(utils.is_int(e) and e > 0 for e in freq)
+    ):
+        chosen = {int(e) for e in freq}
+        return lambda epoch: epoch + 1 in chosen
+    raise ValueError(
+        f"validation_freq must be a positive int or a list of epochs (1-based), got {freq!r}."
+    )
+
+
+def _no_arrays_with_a_dataset(what, **given):
+    for name, value in given.items():
+        if value is not None:
+            raise ValueError(
+                f"{what}: {name} must be None when x is a dataset: its batches carry the "
+                "targets and sample weights, (x, y) or (x, y, sample_weight)."
+            )
+
+
+def _warn_ran_out(epochs, steps):
+    warnings.warn(
+        "Your input ran out of data; interrupting training. Make sure that your dataset or "
+        f"generator can generate at least steps_per_epoch * epochs batches ({steps} * "
+        f"{epochs}).",
+        stacklevel=4,  # the user's fit call
+    )
 
 
 class NotCompiledError(ValueError, RuntimeError):
@@ -565,14 +786,3 @@ def _callback_list(callbacks):
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback instances, got {callback!r}.")
     return callbacks
-
-
-def _epoch_line(epoch, epochs, steps, logs):
-    """'Epoch 3/10 - 12.3s - 6.6ms/step - loss: 0.0312 - accuracy: 0.9901 - val_loss: ...'."""
-    done = logs.get("steps", steps)
-    values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("time", "steps"))
-    seconds = logs["time"]
-    return (
-        f"Epoch {epoch + 1}/{epochs} - {seconds:.1f}s - {1000 * seconds / done:.1f}ms/step - "
-        + values
-    )

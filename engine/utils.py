@@ -1,10 +1,14 @@
-"""Small helpers shared by the engine: random seeding, names, shape checks."""
+"""Small helpers shared by the engine: random seeding, names, argument checks, one-hot
+labels; and, as keras.utils, PyDataset (engine/py_dataset.py)."""
 
+import numbers
 import random
 import re
 from collections import defaultdict
 
 import numpy as np
+
+from engine.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
 _name_counts = defaultdict(int)
@@ -20,6 +24,65 @@ def positive_int(value, what):
     if not is_int(value) or value <= 0:
         raise ValueError(f"{what} must be a positive int, got {value!r}.")
     return int(value)
+
+
+def check_number(name, value, low=None, high=None, high_open=False, low_open=False):
+    """``value`` as a float after checking it is a finite real number in [low, high].
+
+    Python and NumPy numbers are accepted (not bools); ``low_open``/``high_open``
+    exclude the bound. The ValueError names the argument, the value and the range.
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and (value >= high if high_open else value > high))
+    ):
+        if low is not None and high is not None:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            expected = f"a number in {left}{low}, {high}{right}"
+        elif low == 0 and low_open:
+            expected = "a positive finite number"
+        elif low is not None:
+            expected = f"a finite number {'>' if low_open else '>='} {low}"
+        else:
+            expected = "a finite number"
+        raise ValueError(f"{name} must be {expected}, got {value!r}.")
+    return float(value)
+
+
+def to_categorical(x, num_classes=None):
+    """Integer class labels (N, ...) as one-hot float64 rows (N, ..., num_classes), as
+    keras.utils.to_categorical (a trailing axis of size 1 is dropped first).
+
+    ``num_classes`` defaults to the largest label + 1. Labels must be whole numbers in
+    0..num_classes - 1 (Keras would wrap a negative one around silently).
+    """
+    if num_classes is not None:
+        num_classes = positive_int(num_classes, "to_categorical: num_classes")
+    try:
+        labels = np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"to_categorical: labels must be an array of numbers ({exc}).") from None
+    if labels.dtype.kind not in "biuf" or labels.dtype.kind == "b":
+        raise TypeError(f"to_categorical: labels must be integers, got dtype {labels.dtype}.")
+    whole = np.isfinite(labels) & (labels == np.round(labels)) if labels.dtype.kind == "f" else None
+    if whole is not None and not whole.all():
+        bad = labels[~whole].flat[0]
+        raise ValueError(f"to_categorical: labels must be whole numbers, got {bad}.")
+    shape = labels.shape[:-1] if labels.ndim > 1 and labels.shape[-1] == 1 else labels.shape
+    flat = labels.reshape(-1).astype(np.int64)
+    if num_classes is None:
+        if not flat.size:
+            raise ValueError("to_categorical: give num_classes for an empty array of labels.")
+        num_classes = int(flat.max()) + 1
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        bad = flat.min() if flat.min() < 0 else flat.max()
+        raise ValueError(f"to_categorical: label {bad} is outside 0..{num_classes - 1}.")
+    one_hot = np.zeros((flat.size, num_classes))
+    one_hot[np.arange(flat.size), flat] = 1
+    return one_hot.reshape(*shape, num_classes)
 
 
 def set_random_seed(seed):

@@ -1,7 +1,8 @@
 """Adagrad (keras/src/optimizers/adagrad.py)."""
 
 from engine import backend
-from optim.optimizer import Optimizer, check_number
+from engine.utils import check_number
+from optim.optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -9,8 +10,8 @@ class Adagrad(Optimizer):
 
     slot_names = ("accumulator",)
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = check_number(
             "initial_accumulator_value", initial_accumulator_value, low=0
         )

@@ -5,7 +5,8 @@ import math
 import numpy as np
 
 from engine import backend
-from optim.optimizer import Optimizer, check_number
+from engine.utils import check_number
+from optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -19,8 +20,16 @@ class Adam(Optimizer):
     way, so the results are bit for bit the same.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False):
-        super().__init__(learning_rate)
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate, **kwargs)
         self.beta_1 = check_number("beta_1", beta_1, 0, 1, high_open=True)
         self.beta_2 = check_number("beta_2", beta_2, 0, 1, high_open=True)
         self.epsilon = check_number("epsilon", epsilon, low=0)
@@ -48,22 +57,19 @@ class Adam(Optimizer):
         steps = [flat["tmp"][a:b].reshape(shape) for shape, a, b in stretches]
         self._flat = (self.slots, flat, steps)
 
-    def apply(self, grads, params):
-        if self.slots is None:
-            self.build(params)
+    def _update_params(self, grads, params, lr):
         flat_for, flat, steps = self._flat or (None, None, None)
         if (
             flat_for is not self.slots  # slots built some other way (set by hand, GPU)
             or len(params) != len(steps)
             or any(g.dtype != s.dtype or g.shape != s.shape for g, s in zip(grads, steps))
         ):
-            return super().apply(grads, params)
+            return super()._update_params(grads, params, lr)
         np.concatenate([g.reshape(-1) for g in grads], out=flat["g"])
         v_hat = flat["v_hat"] if self.amsgrad else None
-        self._step(flat["g"], flat["m"], flat["v"], v_hat, flat["tmp"], flat["den"], np)
+        self._step(flat["g"], flat["m"], flat["v"], v_hat, flat["tmp"], flat["den"], np, lr)
         for param, step in zip(params, steps):
             param -= step
-        self.iterations += 1
 
     def slot_arrays(self):
         """The flat arrays when the slots are views into them: fewer, larger copies."""
@@ -80,10 +86,9 @@ class Adam(Optimizer):
         self._step(grad, slots["m"], slots["v"], slots.get("v_hat"), tmp, den, xp, lr)
         param -= tmp
 
-    def _step(self, grad, m, v, v_hat, tmp, den, xp, lr=None):
+    def _step(self, grad, m, v, v_hat, tmp, den, xp, lr):
         """Update m, v (and v_hat) in place; leave the parameter's step alpha*m/(sqrt(v)+eps)
         in tmp (den is a work array)."""
-        lr = self.learning_rate if lr is None else lr
         t = self.iterations + 1
         alpha = lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         # The formulas above, operation by operation (same rounding), written in place.

@@ -3,48 +3,85 @@
 Subclasses name their ``slot_names`` and implement ``update(param, grad, slots, lr)``
 with Keras 3's update formulas (keras/src/optimizers/), written in place so the
 parameters the layers hold stay the same arrays.
-"""
 
-import numbers
+Every optimizer takes Keras 3's common arguments, applied in Keras's order
+(keras/src/optimizers/base_optimizer.py, _backend_apply_gradients): the gradients are
+clipped (``clipnorm``: each to that L2 norm; ``global_clipnorm``: all together;
+``clipvalue``: elementwise), then each parameter decays (``weight_decay``:
+w -= w * weight_decay * lr), then the update runs. ``learning_rate`` is a number or a
+schedule (optim/schedules.py) of the step count; it can be read and set at any time.
+"""
 
 import numpy as np
 
 from engine import backend
+from engine.utils import check_number
+from optim import schedules
+
+_CLIPS = ("clipnorm", "clipvalue", "global_clipnorm")
 
 
-def check_number(name, value, low=None, high=None, high_open=False, low_open=False):
-    """``value`` as a float after checking it is a finite real number in [low, high].
-
-    Python and NumPy numbers are accepted (not bools); ``low_open``/``high_open``
-    exclude the bound. The ValueError names the argument, the value and the range.
-    """
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or (low is not None and (value <= low if low_open else value < low))
-        or (high is not None and (value >= high if high_open else value > high))
-    ):
-        if low is not None and high is not None:
-            left, right = "(" if low_open else "[", ")" if high_open else "]"
-            expected = f"a number in {left}{low}, {high}{right}"
-        elif low == 0 and low_open:
-            expected = "a positive finite number"
-        elif low is not None:
-            expected = f"a finite number {'>' if low_open else '>='} {low}"
-        else:
-            expected = "a finite number"
-        raise ValueError(f"{name} must be {expected}, got {value!r}.")
-    return float(value)
+def _learning_rate(value):
+    """A checked learning rate: a positive number, or a schedule as it is."""
+    if isinstance(value, schedules.LearningRateSchedule):
+        return value
+    return check_number("learning_rate", value, low=0, low_open=True)
 
 
 class Optimizer:
     slot_names = ()
 
-    def __init__(self, learning_rate):
-        self.learning_rate = check_number("learning_rate", learning_rate, low=0, low_open=True)
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+    ):
+        self._learning_rate = _learning_rate(learning_rate)
+        self.weight_decay = (
+            None if weight_decay is None else check_number("weight_decay", weight_decay, low=0)
+        )
+        given = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+        set_clips = [name for name, value in given.items() if value is not None]
+        if len(set_clips) > 1:
+            raise ValueError(
+                f"Only one of clipnorm, clipvalue and global_clipnorm can be set, got "
+                f"{', '.join(f'{name}={given[name]!r}' for name in set_clips)}."
+            )
+        for name, value in given.items():
+            checked = None if value is None else check_number(name, value, low=0, low_open=True)
+            setattr(self, name, checked)
         self.iterations = 0  # completed steps, as Keras's optimizer.iterations
         self.slots = None  # one dict name -> array per parameter, built on the first step
+
+    # -- the learning rate ------------------------------------------------------------
+
+    @property
+    def learning_rate(self):
+        """The rate the next step uses: the number, or the schedule at ``iterations``."""
+        rate = self._learning_rate
+        if isinstance(rate, schedules.LearningRateSchedule):
+            return rate(self.iterations)
+        return rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        """A new rate (ReduceLROnPlateau, LearningRateScheduler) or a new schedule; as in
+        Keras, a schedule given to the constructor cannot be replaced by a number."""
+        value = _learning_rate(value)
+        if not isinstance(value, schedules.LearningRateSchedule) and isinstance(
+            self._learning_rate, schedules.LearningRateSchedule
+        ):
+            raise TypeError(
+                f"{type(self).__name__} was created with a LearningRateSchedule as its "
+                "learning_rate, so the rate cannot be set to a number; create the optimizer "
+                "with a number as learning_rate to change it during training."
+            )
+        self._learning_rate = value
+
+    # -- a step -----------------------------------------------------------------------
 
     def build(self, params):
         """Create the slot arrays (momentums, ...) for a list of parameters."""
@@ -67,8 +104,14 @@ class Optimizer:
                 f"got {len(params)}; after changing which layers are trainable, compile "
                 "the model again with a new optimizer."
             )
-        for param, grad, slots in zip(params, grads, self.slots):
-            self.update(param, grad, slots, self.learning_rate)
+        if not (self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None):
+            grads = self._clipped(grads)
+        rate = self._learning_rate  # as the learning_rate property, without its call
+        lr = rate(self.iterations) if isinstance(rate, schedules.LearningRateSchedule) else rate
+        if self.weight_decay:
+            for param in params:
+                param -= param * self.weight_decay * lr
+        self._update_params(grads, params, lr)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars):
@@ -76,15 +119,50 @@ class Optimizer:
         pairs = list(grads_and_vars)
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
+    def _update_params(self, grads, params, lr):
+        """The update of every parameter, after clipping and weight decay."""
+        for param, grad, slots in zip(params, grads, self.slots):
+            self.update(param, grad, slots, lr)
+
     def update(self, param, grad, slots, lr):
         raise NotImplementedError
+
+    def _clipped(self, grads):
+        """The gradients clipped as Keras's _clip_gradients (new arrays)."""
+        if self.clipnorm is not None:
+            return [_clip_by_norm(g, self.clipnorm) for g in grads]
+        if self.global_clipnorm is not None:
+            return _clip_by_global_norm(grads, self.global_clipnorm)
+        v = self.clipvalue
+        return [backend.get_array_module(g).clip(g, -v, v) for g in grads]
+
+    # -- state --------------------------------------------------------------------------
 
     def slot_arrays(self):
         """Arrays that together hold every slot, for snapshots (one per slot here)."""
         return [a for s in self.slots or [] for a in s.values()]
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate}
+        """The constructor's arguments: a schedule as its config, unset clipping and weight
+        decay left out."""
+        rate = self._learning_rate
+        config = {
+            "learning_rate": schedules.serialize(rate)
+            if isinstance(rate, schedules.LearningRateSchedule)
+            else rate
+        }
+        for name in ("weight_decay", *_CLIPS):
+            if getattr(self, name) is not None:
+                config[name] = getattr(self, name)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """The optimizer get_config() described (a schedule rebuilt from its config)."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return cls(**config)
 
     def get_state(self):
         """Step count and slot arrays as host arrays, for checkpoints."""
@@ -112,5 +190,24 @@ class Optimizer:
         self.iterations = int(state["iterations"])
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        config = {**self.get_config(), "learning_rate": self._learning_rate}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
+
+
+def _clip_by_norm(g, clipnorm):
+    """g * clipnorm / max(||g||, clipnorm): Keras's _clip_by_norm (a zero g stays zero)."""
+    xp = backend.get_array_module(g)
+    norm = xp.sqrt((g * g).sum())
+    return g * clipnorm / xp.maximum(norm, clipnorm)
+
+
+def _clip_by_global_norm(grads, clipnorm):
+    """Every gradient scaled by clipnorm / max(global norm, clipnorm), Keras's formula
+    (a non-finite norm gives NaN gradients, so fit's safety net sees the step fail)."""
+    xp = backend.get_array_module(grads[0])
+    norm = xp.sqrt(xp.stack([(g * g).sum() for g in grads]).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero norm: 1 / 0 = inf, on purpose
+        scale = clipnorm * xp.minimum(1.0 / norm, 1.0 / clipnorm)
+    scale = scale + (norm - norm)
+    return [g * scale for g in grads]

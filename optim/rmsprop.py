@@ -1,15 +1,24 @@
 """RMSprop (keras/src/optimizers/rmsprop.py)."""
 
 from engine import backend
-from optim.optimizer import Optimizer, check_number
+from engine.utils import check_number
+from optim.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
     """v = rho v + (1 - rho) g^2;  step = lr g / sqrt(v + eps) (centered: v - mean_g^2 + eps);
     with momentum, mom = momentum mom + step and w -= mom, else w -= step."""
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False):
-        super().__init__(learning_rate)
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate, **kwargs)
         self.rho = check_number("rho", rho, 0, 1)
         self.momentum = check_number("momentum", momentum, 0, 1)
         self.epsilon = check_number("epsilon", epsilon, low=0)

@@ -1,13 +1,14 @@
 """SGD with optional momentum and Nesterov momentum (keras/src/optimizers/sgd.py)."""
 
-from optim.optimizer import Optimizer, check_number
+from engine.utils import check_number
+from optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
     """v = momentum * v - lr * g;  w += v  (Nesterov: w += momentum * v - lr * g)."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         self.momentum = check_number("momentum", momentum, 0, 1)
         self.nesterov = bool(nesterov)
         self.slot_names = ("momentum",) if self.momentum > 0 else ()

@@ -299,8 +299,8 @@ def _valid_listed(message, names):
 
 NAME_CASES = {
     "optimizer_typo": (
-        lambda: small_model(compiled=False).compile(optimizer="adamw", loss="mse"),
-        ["'adamw'", "sgd", "adam", "rmsprop", "adagrad"],
+        lambda: small_model(compiled=False).compile(optimizer="adamm", loss="mse"),
+        ["'adamm'", "sgd", "adam", "rmsprop", "adagrad"],
     ),
     "optimizer_not_a_name": (
         lambda: small_model(compiled=False).compile(optimizer=3, loss="mse"),

@@ -10,7 +10,7 @@ import pytest
 from keras_helpers import assert_close
 
 from engine import backend
-from optim import SGD, Adagrad, Adam, RMSprop
+from optim import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 
 pytestmark = pytest.mark.keras
 
@@ -33,6 +33,12 @@ CASES = {
         RMSprop,
         {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5, "centered": True},
     ),
+    "AdamW": (AdamW, {}),
+    "AdamW-custom": (AdamW, {"learning_rate": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    "Nadam": (Nadam, {}),
+    "Nadam-custom": (Nadam, {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99}),
+    "Adamax": (Adamax, {}),
+    "Adamax-custom": (Adamax, {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 1e-4}),
     "Adagrad": (Adagrad, {}),
     "Adagrad-custom": (
         Adagrad,

@@ -1,54 +1,11 @@
-"""Callbacks for fit, as Keras: History, ModelCheckpoint and the base class."""
+"""ModelCheckpoint, as keras.callbacks.ModelCheckpoint."""
 
 import math
 import os
 
 import numpy as np
 
-
-class Callback:
-    """Hooks called by Sequential.fit; ``self.model`` is set before training starts.
-
-    ``self.params`` (set by fit, as Keras) holds 'epochs', 'steps', 'verbose' and
-    'metrics': the names of the values fit will log each epoch.
-    """
-
-    model = None
-    params = None
-
-    def set_model(self, model):
-        self.model = model
-
-    def set_params(self, params):
-        self.params = params
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_train_batch_end(self, step, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-
-class History(Callback):
-    """Records each epoch's logs: ``history.history['loss']`` is a list, one value per epoch."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(epoch)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
+from engine.callbacks.callback import Callback
 
 
 class ModelCheckpoint(Callback):

@@ -1,0 +1,27 @@
+"""Callbacks for fit, evaluate and predict, as ``keras.callbacks``: one class per file, as
+keras/src/callbacks/ (engine/callbacks/callback.py lists the hooks and their logs)."""
+
+from engine.callbacks.callback import Callback, CallbackList
+from engine.callbacks.csv_logger import CSVLogger
+from engine.callbacks.early_stopping import EarlyStopping
+from engine.callbacks.history import History
+from engine.callbacks.lambda_callback import LambdaCallback
+from engine.callbacks.learning_rate_scheduler import LearningRateScheduler
+from engine.callbacks.model_checkpoint import ModelCheckpoint
+from engine.callbacks.progbar_logger import ProgbarLogger
+from engine.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from engine.callbacks.terminate_on_nan import TerminateOnNaN
+
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "CSVLogger",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]
