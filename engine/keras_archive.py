@@ -24,6 +24,7 @@ import zipfile
 
 import numpy as np
 
+import optim
 from engine import backend, keras_config, serialization, utils
 from engine.io_utils import KerasFileError, atomic_write
 
@@ -35,6 +36,8 @@ KERAS_VERSION = "3.15.1"  # the Keras these files are written for and tested aga
 # is one add_optimizer_variables call, interleaved per variable (keras/src/optimizers/).
 KERAS_SLOT_ORDER = {
     "Adam": [("m", "v"), ("v_hat",)],
+    "AdamW": [("m", "v"), ("v_hat",)],
+    "Adamax": [("momentum", "norm")],
     "SGD": [("momentum",)],
     "RMSprop": [("velocity",), ("momentum",), ("average_gradient",)],
     "Adagrad": [("accumulator",)],
@@ -148,10 +151,9 @@ def _optimizer_arrays(model):
     order = KERAS_SLOT_ORDER.get(type(optimizer).__name__)
     if order is None or optimizer.slots is None:
         return None
-    arrays = [
-        np.asarray(optimizer.iterations, np.int64),
-        np.asarray(optimizer.learning_rate, np.float32),
-    ]
+    arrays = [np.asarray(optimizer.iterations, np.int64)]
+    if not _has_schedule(optimizer):  # Keras keeps a number's rate in a variable
+        arrays.append(np.asarray(optimizer.learning_rate, np.float32))
     for group in order:
         names = [n for n in group if n in optimizer.slot_names]
         for slots in optimizer.slots:
@@ -159,22 +161,27 @@ def _optimizer_arrays(model):
     return arrays
 
 
+def _has_schedule(optimizer):
+    return isinstance(optimizer._learning_rate, optim.schedules.LearningRateSchedule)
+
+
 def _read_optimizer(h5, model, what):
     """(learning rate, state for optimizer.set_state) checked against the model's trainable
     weights, or None when the file holds no optimizer variables for it."""
     group = h5.get("optimizer/vars")
     order = KERAS_SLOT_ORDER.get(type(model.optimizer).__name__)
-    if group is None or order is None or len(group) <= 2:
+    head = 1 if _has_schedule(model.optimizer) else 2  # the step count (and the rate)
+    if group is None or order is None or len(group) <= head:
         return None
     keys = sorted(group.keys(), key=_index)
     weights = model.trainable_weights
     names = [n for g in order for n in g if n in model.optimizer.slot_names]
-    if len(keys) != 2 + len(names) * len(weights):
+    if len(keys) != head + len(names) * len(weights):
         raise KerasFileError(
-            f"{what} holds {len(keys) - 2} optimizer slot arrays; this model's "
+            f"{what} holds {len(keys) - head} optimizer slot arrays; this model's "
             f"{type(model.optimizer).__name__} has {len(names) * len(weights)}."
         )
-    expected = [()] * 2 + [
+    expected = [()] * head + [
         weights[i].shape
         for g in order
         for i in range(len(weights))
@@ -192,13 +199,13 @@ def _read_optimizer(h5, model, what):
         values.append(np.asarray(value[()]))
     if not all(v.dtype.kind in "fiu" for v in values):
         raise KerasFileError(f"{what}: the optimizer variables are not all numbers.")
-    state, it = {"iterations": np.asarray(int(values[0]))}, iter(values[2:])
+    state, it = {"iterations": np.asarray(int(values[0]))}, iter(values[head:])
     for group_names in order:
         present = [n for n in group_names if n in model.optimizer.slot_names]
         for i in range(len(weights)):
             for name in present:
                 state[f"{i}/{name}"] = next(it)
-    return float(values[1]), state
+    return (None if head == 1 else float(values[1])), state
 
 
 # -- files ---------------------------------------------------------------------------------
@@ -242,7 +249,8 @@ def _set_optimizer(model, optimizer_state):
     if optimizer_state is not None:
         learning_rate, state = optimizer_state
         model.optimizer.set_state(state, model.trainable_weights)
-        model.optimizer.learning_rate = learning_rate
+        if learning_rate is not None:  # the rate the file's optimizer had reached
+            model.optimizer.learning_rate = learning_rate
 
 
 def _as_mapping(config, what):

@@ -340,7 +340,10 @@ def _object_from_keras(what, spec, classes, neutral):
     cls = serialization.known(what, spec["class_name"], classes, "the Keras file ")
     accepted, config = _accepted(cls), {}
     for key, value in spec["config"].items():
-        if key in accepted:
+        if key == "learning_rate" and _is_keras_object(value):
+            schedules = {cls.__name__: cls for cls in optim.schedules.SCHEDULES.values()}
+            config[key] = _object_from_keras("learning-rate schedule", value, schedules, {})
+        elif key in accepted:
             config[key] = value
         elif key in DESCRIPTIVE:
             continue
@@ -389,10 +392,20 @@ def compile_from_keras(model, compile_config):
 def compile_to_keras(model):
     """Keras's compile_config for our compiled model."""
     optimizer = model.optimizer
+    optimizer_config = {
+        "name": utils.snake_case(type(optimizer).__name__),
+        **optimizer.get_config(),
+    }
+    if isinstance(optimizer_config["learning_rate"], dict):  # a schedule
+        optimizer_config["learning_rate"] = {
+            "module": "keras.optimizers.schedules",
+            **optimizer_config["learning_rate"],
+            "registered_name": None,
+        }
     optimizer_entry = {
         "module": "keras.optimizers",
         "class_name": type(optimizer).__name__,
-        "config": {"name": utils.snake_case(type(optimizer).__name__), **optimizer.get_config()},
+        "config": optimizer_config,
         "registered_name": None,
     }
 

@@ -110,3 +110,39 @@ def test_the_tutorial_trained_by_either_classifies_mnist_the_same_in_the_other(
         classes = np.argmax(model.predict(x_test, verbose=0), axis=1)
         np.testing.assert_array_equal(np.argmax(other.predict(x_test, verbose=0), axis=1), classes)
         assert other.loss.from_logits
+
+
+OPTIMIZERS = {
+    "adamw_exponential_decay": lambda k: k.optimizers.AdamW(
+        k.optimizers.schedules.ExponentialDecay(1e-2, 10, 0.5), weight_decay=0.01
+    ),
+    "adamax_clipnorm": lambda k: k.optimizers.Adamax(1e-2, clipnorm=1.0),
+    "adam_cosine_warmup": lambda k: k.optimizers.Adam(
+        k.optimizers.schedules.CosineDecay(1e-2, 100, warmup_target=2e-2, warmup_steps=5)
+    ),
+    "rmsprop_centered": lambda k: k.optimizers.RMSprop(1e-3, momentum=0.5, centered=True),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("direction", ["keras_to_xpcnn", "xpcnn_to_keras"])
+def test_optimizers_and_schedules_resume_across_frameworks(
+    name, direction, tmp_path, keras_float32
+):
+    """The optimizer, its options, schedule and state travel in the archive: one more epoch
+    after loading gives the weights one more epoch gives where it was saved."""
+    rng = np.random.default_rng(2)
+    x, y = rng.random((16, 6)).astype("float32"), rng.random((16, 2)).astype("float32")
+    saver, loader = (keras, engine) if direction == "keras_to_xpcnn" else (engine, keras)
+    model = saver.Sequential(
+        [saver.Input((6,)), saver.layers.Dense(4, activation="relu"), saver.layers.Dense(2)]
+    )
+    model.compile(OPTIMIZERS[name](saver), "mse")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = loader.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer).__name__ == type(model.optimizer).__name__
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
