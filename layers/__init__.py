@@ -8,21 +8,26 @@ from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D
 from layers.core import Dense, Flatten
+from layers.dropout import Dropout, SpatialDropout2D
 from layers.input_layer import Input, InputLayer
 from layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from layers.normalization import BatchNormalization, LayerNormalization
 from layers.pooling import MaxPooling2D
 
 __all__ = [
     "Activation",
     "Add",
     "Average",
+    "BatchNormalization",
     "Concatenate",
     "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
     "Input",
     "InputLayer",
     "Layer",
+    "LayerNormalization",
     "MaxPooling2D",
     "Maximum",
     "Minimum",
@@ -30,6 +35,7 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "Softmax",
+    "SpatialDropout2D",
     "Subtract",
     "Tanh",
 ]

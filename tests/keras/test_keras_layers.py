@@ -35,6 +35,8 @@ def test_every_layer_is_covered():
     # Merge and input layers: test_keras_graphs.py, in whole graphs.
     tested |= {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
     tested |= {"Input", "InputLayer"}
+    # Normalisation and dropout layers: test_keras_normalization.py.
+    tested |= {"BatchNormalization", "LayerNormalization", "Dropout", "SpatialDropout2D"}
     assert set(layers.__all__) - {"Layer"} == tested
 
 
