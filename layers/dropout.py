@@ -57,8 +57,8 @@ class Dropout(Layer):
         if any(m not in (1, n) for m, n in zip(mask, shape) if n is not None):
             raise ValueError(
                 f"{type(self).__name__} {self.name!r}: noise_shape {self.noise_shape} does not "
-                f"broadcast to inputs of shape {tuple(shape)}: each size must be None, 1 or "
-                "the input's."
+                f"fit inputs of shape {tuple(shape)}: each size must be None, 1 or the "
+                "input's."
             )
         return mask
 
