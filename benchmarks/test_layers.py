@@ -1,4 +1,5 @@
-"""Forward and backward of each layer of the tutorial network, per backend and batch size.
+"""Forward and backward of each layer of the tutorial network (and of the normalisation and
+dropout layers), per backend and batch size.
 
 Each call gets a Context as a model's graph gives it (engine/graph.py): a training call
 that backward follows, with scratch buffers kept from call to call. The first
@@ -15,7 +16,16 @@ from timing import BATCHES, run_timed
 from engine import backend
 from engine.context import Context
 from engine.workspace import Workspace
-from layers import Conv2D, Dense, Flatten, MaxPooling2D
+from layers import (
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LayerNormalization,
+    MaxPooling2D,
+    SpatialDropout2D,
+)
 from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
@@ -27,6 +37,13 @@ LAYERS = {
     "flatten Flatten()": (Flatten, (5, 5, 64)),
     "dense1 Dense(64, relu)": (lambda: Dense(64, activation="relu"), (1600,)),
     "dense2 Dense(10)": (lambda: Dense(10), (64,)),
+    # What the tutorial network with BatchNormalization after each Conv2D and Dropout(0.5)
+    # before the last Dense adds (benchmarks/tutorial.py, with_bn_dropout=True).
+    "bn1 BatchNormalization()": (BatchNormalization, (26, 26, 32)),
+    "bn2 BatchNormalization()": (BatchNormalization, (11, 11, 64)),
+    "dropout Dropout(0.5)": (lambda: Dropout(0.5), (64,)),
+    "spatial SpatialDropout2D(0.5)": (lambda: SpatialDropout2D(0.5), (26, 26, 32)),
+    "layernorm LayerNormalization()": (LayerNormalization, (26, 26, 32)),
 }
 FUSED = {
     "conv1+pool1 fused": (32, (28, 28, 1)),
