@@ -43,7 +43,8 @@ def run_timed(benchmark, fn, *, group, case, batch, column, setup=None, sync=Non
         benchmark.pedantic(timed, setup=setup, rounds=rounds, warmup_rounds=1, iterations=1)
     finally:
         gc.enable()
-    RESULTS.setdefault((group, case, batch), {})[column] = benchmark.stats.stats.min
+    if benchmark.stats is not None:  # None under --benchmark-disable: one untimed run
+        RESULTS.setdefault((group, case, batch), {})[column] = benchmark.stats.stats.min
 
 
 def _ms(milliseconds):
