@@ -3,7 +3,8 @@
 Also seen as ``engine.layers`` (the same classes), as Keras's ``keras.layers``.
 """
 
-from layers import conv_pool  # noqa: F401  (registers the CPU's fused Conv2D + pooling step)
+# The CPU's fused steps (engine/fusion.py): Conv2D + pooling, BatchNormalization + pooling.
+from layers import batchnorm_pool, conv_pool  # noqa: F401
 from layers.activations import Activation, ReLU, Sigmoid, Softmax, Tanh
 from layers.base import Layer
 from layers.conv import Conv2D

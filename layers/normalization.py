@@ -194,44 +194,52 @@ class BatchNormalization(Layer):
         xp = backend.get_array_module(x)
         rows = self._to_rows(x)
         lay = _Rows(*rows.shape, xp)
-        if ctx.training and self.trainable:
-            y, inv, centered = self._batch_statistics_forward(rows, lay, ctx.workspace)
+        batch_statistics = ctx.training and self.trainable
+        if batch_statistics:
+            y = xp.empty_like(rows)  # holds the squared deviations until it holds y
+            mean, var, centered = self.batch_moments(rows, lay, ctx.workspace, scratch=y)
+            inv, factor = self.inverse_and_factor(var)
+            xp.multiply(lay.wide(centered), lay.tile(factor), out=lay.wide(y))
+            if self.center:
+                lay.wide(y)[...] += lay.tile(self.beta)
             if ctx.for_backward:
                 ctx.centered = centered
         else:
-            inv = 1 / xp.sqrt(self.moving_variance + self.epsilon)
-            factor = inv * self.gamma if self.scale else inv
-            shift = -self.moving_mean * factor
-            if self.center:
-                shift += self.beta
+            inv, factor = self.inverse_and_factor(self.moving_variance)
             y = lay.wide(rows) * lay.tile(factor)
-            y += lay.tile(shift)
+            y += lay.tile(self.inference_shift(factor))
             if ctx.for_backward:
                 ctx.rows, ctx.mean = rows, self.moving_mean.copy()
         if ctx.for_backward:
-            ctx.inv, ctx.batch_statistics = inv, ctx.training and self.trainable
+            ctx.inv, ctx.batch_statistics = inv, batch_statistics
         return self._from_rows(y, x.shape)
 
-    def _batch_statistics_forward(self, rows, lay, workspace):
-        """(y rows, inv, centered): normalise with the batch's statistics (two passes, so the
-        variance does not lose digits to a large mean) and update the moving ones."""
+    def batch_moments(self, rows, lay, workspace, scratch):
+        """(mean, var, centered) of the batch ``rows`` (M, C), and the moving statistics
+        updated with them. Two passes, so the variance does not lose digits to a large
+        mean; ``scratch`` (M, C) holds the squared deviations."""
         xp, m = lay.xp, lay.m
         mean = column_sums(rows, workspace) / m
         centered = workspace.get("centered", rows.shape, rows.dtype, xp)
         xp.subtract(lay.wide(rows), lay.tile(mean), out=lay.wide(centered))
-        y = xp.empty_like(rows)
-        xp.multiply(centered, centered, out=y)  # y holds the squares until the output
-        var = column_sums(y, workspace) / m
+        xp.multiply(centered, centered, out=scratch)
+        var = column_sums(scratch, workspace) / m
         momentum = self.momentum
         self.moving_mean[...] = self.moving_mean * momentum + mean * (1.0 - momentum)
         self.moving_variance[...] = self.moving_variance * momentum + var * (1.0 - momentum)
-        inv = 1 / xp.sqrt(var + self.epsilon)
-        xp.multiply(
-            lay.wide(centered), lay.tile(inv * self.gamma if self.scale else inv), out=lay.wide(y)
-        )
+        return mean, var, centered
+
+    def inverse_and_factor(self, var):
+        """1 / sqrt(var + epsilon), and the factor of the normalised value: that times gamma."""
+        inv = 1 / backend.get_array_module(var).sqrt(var + self.epsilon)
+        return inv, inv * self.gamma if self.scale else inv
+
+    def inference_shift(self, factor):
+        """The offset of y = x * factor + shift with the moving statistics."""
+        shift = -self.moving_mean * factor
         if self.center:
-            lay.wide(y)[...] += lay.tile(self.beta)
-        return y, inv, centered
+            shift += self.beta
+        return shift
 
     def backward(self, ctx, dy):
         xp = backend.get_array_module(dy)
