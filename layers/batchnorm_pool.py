@@ -29,7 +29,7 @@ import numpy as np
 
 from engine import fusion, maxpool
 from layers.conv import column_sums
-from layers.normalization import BatchNormalization, _Rows
+from layers.normalization import BatchNormalization, ChannelRows
 from layers.pooling import MaxPooling2D
 
 
@@ -89,18 +89,18 @@ class BatchNormPool2x2:
         norm = self.norm
         n, h, w, c = x.shape
         rows = x.reshape(-1, c)
-        lay = _Rows(*rows.shape, np)
+        layout = ChannelRows(*rows.shape, np)
         batch_statistics = ctx.training and norm.trainable
         if batch_statistics:
             squares = ctx.workspace.get("squares", rows.shape, rows.dtype, np)
-            mean, var, centered = norm.batch_moments(rows, lay, ctx.workspace, squares)
+            mean, var, centered = norm.batch_moments(rows, layout, ctx.workspace, squares)
         else:
             mean, var = norm.moving_mean.copy(), norm.moving_variance
         inv, factor = norm.inverse_and_factor(var)
         quarters = maxpool._quarters(x, h // 2, w // 2)
         picked = pick_extremes(quarters, factor)
         # BatchNormalization's own arithmetic on the picked elements, so y is its y there
-        small = _Rows(picked.size // c, c, np)
+        small = ChannelRows(picked.size // c, c, np)
         if batch_statistics:
             y = np.subtract(small.wide(picked), small.tile(mean))
             y *= small.tile(factor)
@@ -123,7 +123,7 @@ class BatchNormPool2x2:
         n, ph, pw, c = dy.shape
         m = x.size // c
         g = dy.reshape(-1, c)
-        small = _Rows(*g.shape, np)
+        small = ChannelRows(*g.shape, np)
         sum_g = column_sums(g, workspace)
         product = workspace.get("product", g.shape, g.dtype, np)
         np.subtract(small.wide(ctx.picked), small.tile(ctx.mean), out=small.wide(product))
@@ -145,10 +145,10 @@ class BatchNormPool2x2:
             maxpool.route_to_first_max(scaled, quarters, ctx.picked, maxpool._quarters(dx, ph, pw))
             return dx
         # The dense part through the statistics, then the picked elements' share added.
-        lay = _Rows(m, c, np)
+        layout = ChannelRows(m, c, np)
         inv = ctx.inv
-        dx = np.multiply(lay.wide(ctx.centered), lay.tile(-(factor * inv * inv * sum_gc / m)))
-        dx -= lay.tile(factor * sum_g / m)
+        dx = np.multiply(layout.wide(ctx.centered), layout.tile(-(factor * inv * inv * sum_gc / m)))
+        dx -= layout.tile(factor * sum_g / m)
         dx = dx.reshape(x.shape)
         routed = workspace.get("routed", (4, n, ph, pw, c), dy.dtype, np)
         maxpool.route_to_first_max(scaled, quarters, ctx.picked, list(routed))

@@ -73,7 +73,7 @@ def _tile_count(m, c):
     return 1
 
 
-class _Rows:
+class ChannelRows:
     """An (M, C) view as (M/R, R*C) long rows, and (C,) vectors tiled to match."""
 
     def __init__(self, m, c, xp):
@@ -193,35 +193,35 @@ class BatchNormalization(Layer):
     def forward(self, x, ctx):
         xp = backend.get_array_module(x)
         rows = self._to_rows(x)
-        lay = _Rows(*rows.shape, xp)
+        layout = ChannelRows(*rows.shape, xp)
         batch_statistics = ctx.training and self.trainable
         if batch_statistics:
             y = xp.empty_like(rows)  # holds the squared deviations until it holds y
-            mean, var, centered = self.batch_moments(rows, lay, ctx.workspace, scratch=y)
+            mean, var, centered = self.batch_moments(rows, layout, ctx.workspace, scratch=y)
             inv, factor = self.inverse_and_factor(var)
-            xp.multiply(lay.wide(centered), lay.tile(factor), out=lay.wide(y))
+            xp.multiply(layout.wide(centered), layout.tile(factor), out=layout.wide(y))
             if self.center:
-                lay.wide(y)[...] += lay.tile(self.beta)
+                layout.wide(y)[...] += layout.tile(self.beta)
             if ctx.for_backward:
                 ctx.centered = centered
         else:
             inv, factor = self.inverse_and_factor(self.moving_variance)
-            y = lay.wide(rows) * lay.tile(factor)
-            y += lay.tile(self.inference_shift(factor))
+            y = layout.wide(rows) * layout.tile(factor)
+            y += layout.tile(self.inference_shift(factor))
             if ctx.for_backward:
                 ctx.rows, ctx.mean = rows, self.moving_mean.copy()
         if ctx.for_backward:
             ctx.inv, ctx.batch_statistics = inv, batch_statistics
         return self._from_rows(y, x.shape)
 
-    def batch_moments(self, rows, lay, workspace, scratch):
+    def batch_moments(self, rows, layout, workspace, scratch):
         """(mean, var, centered) of the batch ``rows`` (M, C), and the moving statistics
         updated with them. Two passes, so the variance does not lose digits to a large
         mean; ``scratch`` (M, C) holds the squared deviations."""
-        xp, m = lay.xp, lay.m
+        xp, m = layout.xp, layout.m
         mean = column_sums(rows, workspace) / m
         centered = workspace.get("centered", rows.shape, rows.dtype, xp)
-        xp.subtract(lay.wide(rows), lay.tile(mean), out=lay.wide(centered))
+        xp.subtract(layout.wide(rows), layout.tile(mean), out=layout.wide(centered))
         xp.multiply(centered, centered, out=scratch)
         var = column_sums(scratch, workspace) / m
         momentum = self.momentum
@@ -244,7 +244,7 @@ class BatchNormalization(Layer):
     def backward(self, ctx, dy):
         xp = backend.get_array_module(dy)
         g = self._to_rows(dy)
-        lay, m = _Rows(*g.shape, xp), g.shape[0]
+        layout, m = ChannelRows(*g.shape, xp), g.shape[0]
         inv, workspace = ctx.inv, ctx.workspace
         factor = inv * self.gamma if self.scale else inv
         if ctx.batch_statistics or (ctx.needs_weight_grads and self.center):
@@ -256,7 +256,7 @@ class BatchNormalization(Layer):
                 centered = ctx.centered
             else:
                 centered = product
-                xp.subtract(lay.wide(ctx.rows), lay.tile(ctx.mean), out=lay.wide(product))
+                xp.subtract(layout.wide(ctx.rows), layout.tile(ctx.mean), out=layout.wide(product))
             xp.multiply(g, centered, out=product)
             sum_gc = column_sums(product, workspace)
         if ctx.needs_weight_grads:
@@ -267,13 +267,17 @@ class BatchNormalization(Layer):
         if not ctx.needs_input_grad[0]:
             return None
         if not ctx.batch_statistics:  # the statistics are constants: dx = dy * factor
-            return self._from_rows((lay.wide(g) * lay.tile(factor)).reshape(g.shape), dy.shape)
-        dx = xp.subtract(lay.wide(g), lay.tile(sum_g / m))
-        dx *= lay.tile(factor)
+            return self._from_rows(
+                (layout.wide(g) * layout.tile(factor)).reshape(g.shape), dy.shape
+            )
+        dx = xp.subtract(layout.wide(g), layout.tile(sum_g / m))
+        dx *= layout.tile(factor)
         xp.multiply(
-            lay.wide(ctx.centered), lay.tile(factor * inv * inv * sum_gc / m), out=lay.wide(product)
+            layout.wide(ctx.centered),
+            layout.tile(factor * inv * inv * sum_gc / m),
+            out=layout.wide(product),
         )
-        dx -= lay.wide(product)
+        dx -= layout.wide(product)
         return self._from_rows(dx.reshape(g.shape), dy.shape)
 
     def get_config(self):
