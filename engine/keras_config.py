@@ -45,6 +45,7 @@ NEUTRAL = {
     "negative_slope": 0.0,
     "threshold": 0.0,
     "axis": -1,  # Softmax's: ours is always the last axis
+    "rms_scaling": False,
 }
 
 # Keras initializer classes and our names for them.
@@ -224,8 +225,6 @@ def layer_to_keras(layer):
             config["batch_shape"] = [None, *value]
             continue
         config[key] = _to_keras_value(key, value)
-    if class_name != "InputLayer":
-        config.setdefault("trainable", layer.trainable)
     config["dtype"] = backend.floatx()
     keras_entry = {
         "module": "keras.layers",

@@ -146,3 +146,57 @@ def test_optimizers_and_schedules_resume_across_frameworks(
         m.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def zoo(k):
+    """One model with a layer of (nearly) every kind, in the namespace ``k``."""
+    L = k.layers
+    inputs = k.Input((16, 16, 3))
+    x = L.Rescaling(1 / 2.0, offset=0.1)(inputs)
+    x = L.RandomFlip("horizontal")(x)
+    x = L.RandomTranslation(0.1, 0.1)(x)
+    x = L.RandomRotation(0.05)(x)
+    x = L.RandomZoom(0.1)(x)
+    x = L.RandomContrast(0.1)(x)
+    x = L.ZeroPadding2D(1)(x)
+    x = L.Conv2D(6, 3, dilation_rate=2, activation="gelu", kernel_regularizer="l2")(x)
+    x = L.BatchNormalization()(x)
+    x = L.LeakyReLU(0.2)(x)
+    a = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(x)
+    b = L.SeparableConv2D(12, 3, padding="same", activation="elu")(x)
+    x = L.Concatenate()([a, b])
+    x = L.Conv2D(8, 3, padding="same", groups=4)(x)
+    x = L.PReLU()(x)
+    x = L.AveragePooling2D(2)(x)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same")(x)
+    x = L.Cropping2D(2)(x)
+    x = L.SpatialDropout2D(0.2)(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.UpSampling2D(2, interpolation="bilinear")(x)
+    x = L.LayerNormalization()(x)
+    g = L.GlobalAveragePooling2D()(x)
+    m = L.GlobalMaxPooling2D()(x)
+    x = L.Average()([L.Dense(8, activation="swish")(g), L.Dense(8)(m)])
+    x = L.Reshape((2, 4))(x)
+    x = L.Permute((2, 1))(x)
+    x = L.Flatten()(x)
+    x = L.Dropout(0.3)(x)
+    outputs = L.Dense(3, activation="softmax")(x)
+    return k.Model(inputs, outputs, name="zoo")
+
+
+@pytest.mark.parametrize("direction", ["keras_to_xpcnn", "xpcnn_to_keras"])
+def test_every_layer_kind_travels_in_an_archive(direction, tmp_path, keras_float32):
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 3, 8)
+    saver, loader = (keras, engine) if direction == "keras_to_xpcnn" else (engine, keras)
+    model = zoo(saver)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # moving statistics move, PReLU too
+    model.save(tmp_path / "zoo.keras")
+    loaded = loader.models.load_model(tmp_path / "zoo.keras")
+    assert [type(layer).__name__ for layer in loaded.layers][1:] == [
+        type(layer).__name__ for layer in model.layers
+    ][1:]
+    _close(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
