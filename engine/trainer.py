@@ -594,7 +594,7 @@ class Trainer:
                     break
                 for listener in batch_end:
                     listener(step, logs if synced_step == step else step_logs)
-                if run.interrupted() or run.agreed_stop(self):
+                if run.should_stop(self):
                     # Ctrl-C may come after this step's sync point (in a callback, say):
                     # the partial epoch's logs are then read now.
                     break
@@ -847,6 +847,17 @@ class _FitRun:
         if self.replicas is not None:
             model.stop_training = self.replicas.agree_any(model.stop_training)
         return model.stop_training
+
+    def should_stop(self, model):
+        """After a step's callbacks: Ctrl-C, or a callback set stop_training (distributed:
+        on any rank, agreed in one small allreduce)."""
+        if self.replicas is None:
+            return self.interrupt.raised or model.stop_training
+        stop, interrupted = self.replicas.agree_flags(
+            [model.stop_training, self.interrupt.raised or self.replicas.interrupted]
+        )
+        model.stop_training, self.replicas.interrupted = stop, interrupted
+        return stop or interrupted
 
     def floats(self, model, logs):
         """The logs as floats: distributed, the global batch's (reduced over the ranks)."""

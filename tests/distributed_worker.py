@@ -6,14 +6,15 @@ data-parallel run, each rank writing what it saw into --out (rank-<r>.npz, text 
 Scenarios: fit (weights, history, evaluate, the sample ids each rank stepped on), files
 (ModelCheckpoint and CSVLogger: which rank wrote), resume (continue from a checkpoint),
 step-error (one rank's shard makes its step raise), nan (a NaN in one shard), abort (an
-exception on one rank outside any step), moments (sum_across_replicas, the hook of
-synchronized batch normalization).
+exception on one rank outside any step), stop (Ctrl-C or stop_training on one rank),
+moments (sum_across_replicas, the hook of synchronized batch normalization).
 """
 
 import argparse
 import builtins
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -210,6 +211,37 @@ def scenario_abort(out, args):
     (out / f"finished-{distribute.rank()}.txt").write_text("the job was not aborted")
 
 
+class StopOnOneRank(Callback):
+    """At step 3 of epoch 1, on rank 1 only: Ctrl-C (SIGINT to itself), or stop_training."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def on_train_batch_end(self, batch, logs=None):
+        if distribute.rank() != 1 or batch != 2 or self.model.optimizer.iterations > 3:
+            return
+        if self.how == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            self.model.stop_training = True
+
+
+def scenario_stop(out, args):
+    """A Ctrl-C or a stop_training on one rank stops every rank after the same step."""
+    x, y = data()
+    net = model()
+    callbacks = [StopOnOneRank(args.how)]
+    history = net.fit(
+        x, y, batch_size=BATCH, epochs=EPOCHS, seed=SEED, verbose=0, callbacks=callbacks
+    )
+    save(
+        out,
+        weights=flat_weights(net),
+        iterations=net.optimizer.iterations,
+        epochs=len(history.history["loss"]),
+    )
+
+
 def scenario_moments(out, args):
     """Batch-normalization moments over the global batch from each rank's rows."""
     rows = np.random.default_rng(5).normal(3.0, 2.0, (37, 4))
@@ -243,6 +275,7 @@ def main():
     parser.add_argument("--backend", default="numpy")
     parser.add_argument("--gpu-collectives", default="auto")
     parser.add_argument("--checkpoint")
+    parser.add_argument("--how", default="interrupt")
     args = parser.parse_args()
     use_backend(args.backend)
     backend.set_floatx("float64")

@@ -210,6 +210,17 @@ def test_an_exception_on_one_rank_outside_a_step_aborts_the_job(tmp_path):
     assert result.seconds < 30
 
 
+@pytest.mark.parametrize("how", ["interrupt", "stop_training"])
+def test_ctrl_c_or_a_stop_on_one_rank_stops_every_rank_after_the_same_step(tmp_path, how):
+    result = ran(launch("stop", tmp_path, 2, timeout=60, how=how))
+    first, second = ranks(tmp_path, 2)
+    assert first["iterations"] == second["iterations"] == 3  # the step rank 1 stopped at
+    assert np.array_equal(first["weights"], second["weights"])
+    assert first["epochs"] == second["epochs"] == 1
+    if how == "interrupt":
+        assert result.stdout.count("Interrupted: training stopped after step 3") == 1
+
+
 # -- the GPU path -------------------------------------------------------------------------
 
 

@@ -103,7 +103,12 @@ class DataParallel:
 
     def agree_any(self, flag):
         """True on every rank when ``flag`` is true on any (a tiny host allreduce)."""
-        return bool(self.host.allreduce_sum(np.array([float(bool(flag))]))[0])
+        return self.agree_flags([flag])[0]
+
+    def agree_flags(self, flags):
+        """Each flag true on every rank when it is true on any (one tiny host allreduce)."""
+        summed = self.host.allreduce_sum(np.array([float(bool(f)) for f in flags]))
+        return [bool(v) for v in summed]
 
     # -- the state every rank starts from ----------------------------------------------
 
