@@ -6,6 +6,7 @@ with timers, trains ``--images`` real MNIST images through ``model.fit`` and pri
 milliseconds per step for each part (the "rest" is fit's own loop: batching, metrics).
 
     PYTHONPATH=. .venv/bin/python benchmarks/profile_layers.py --batch 32 128
+    PYTHONPATH=. .venv/bin/python benchmarks/profile_layers.py --with-bn-dropout
 """
 
 import argparse
@@ -34,8 +35,8 @@ def _timed(fn, totals, key):
     return wrapper
 
 
-def _one_run(x, y, batch, images, warmup):
-    model = tutorial_model()
+def _one_run(x, y, batch, images, warmup, with_bn_dropout):
+    model = tutorial_model(with_bn_dropout=with_bn_dropout)
     model.fit(x[:warmup], y[:warmup], batch_size=batch, epochs=1, verbose=0, seed=0)
     totals = defaultdict(float)
     # The steps fit runs: layers, or fused Conv2D + pooling pairs (layers/conv_pool.py).
@@ -52,10 +53,11 @@ def _one_run(x, y, batch, images, warmup):
     return total, totals
 
 
-def profile(x, y, batch, images, repeats, warmup=512):
+def profile(x, y, batch, images, repeats, with_bn_dropout=False, warmup=512):
     # The least disturbed of a few runs: other processes only ever add time.
     total, totals = min(
-        (_one_run(x, y, batch, images, warmup) for _ in range(repeats)), key=lambda run: run[0]
+        (_one_run(x, y, batch, images, warmup, with_bn_dropout) for _ in range(repeats)),
+        key=lambda run: run[0],
     )
     steps = -(-images // batch)
     print(f"\nbatch {batch}: {1000 * total / steps:.2f} ms/step, {images / total:.0f} images/s")
@@ -69,13 +71,18 @@ def main():
     parser.add_argument("--images", type=int, default=6400)
     parser.add_argument("--repeats", type=int, default=3, help="runs; the fastest is shown")
     parser.add_argument("--unfused", action="store_true", help="run every layer on its own")
+    parser.add_argument(
+        "--with-bn-dropout",
+        action="store_true",
+        help="BatchNormalization after each Conv2D, Dropout(0.5) before the last Dense",
+    )
     parser.add_argument("--data", default=str(Path(__file__).parents[2] / "shared/data"))
     args = parser.parse_args()
     backend.set_backend("numpy")
     backend.set_fusion(not args.unfused)
     x, y = load_mnist(args.data)
     for batch in args.batch:
-        profile(x, y, batch, args.images, args.repeats)
+        profile(x, y, batch, args.images, args.repeats, args.with_bn_dropout)
 
 
 if __name__ == "__main__":

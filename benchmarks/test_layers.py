@@ -5,34 +5,37 @@ Each call gets a Context as a model's graph gives it (engine/graph.py): a traini
 that backward follows, with scratch buffers kept from call to call. The first
 convolution's backward skips the input gradient, as in training (a model never asks its
 first layer for it). The 'fused' cases are what the fusion pass runs on the CPU for a
-Conv2D followed by 2x2 max pooling (layers/conv_pool.py); the GPU runs the layers one by
-one, so they skip there.
+Conv2D or a BatchNormalization followed by 2x2 max pooling (layers/conv_pool.py,
+layers/batchnorm_pool.py); the GPU runs the layers one by one, so they skip there.
 """
 
 import numpy as np
 import pytest
 from timing import BATCHES, run_timed
 
-from engine import backend
+from engine import backend, fusion
 from engine.context import Context
 from engine.workspace import Workspace
 from layers import (
     Activation,
     AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Conv2DTranspose,
     Dense,
     DepthwiseConv2D,
+    Dropout,
     Flatten,
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
+    LayerNormalization,
     MaxPooling2D,
     RandomFlip,
     RandomRotation,
     SeparableConv2D,
+    SpatialDropout2D,
     UpSampling2D,
 )
-from layers.conv_pool import ConvPool2x2
 
 # name -> (make the layer(s), per-sample input shape)
 LAYERS = {
@@ -85,10 +88,19 @@ LAYERS = {
     # Augmentation in front of conv1 (training mode: a draw per call).
     "RandomFlip()": (RandomFlip, (28, 28, 1)),
     "RandomRotation(0.1)": (lambda: RandomRotation(0.1), (28, 28, 1)),
+    # What the tutorial network with BatchNormalization after each Conv2D and Dropout(0.5)
+    # before the last Dense adds (benchmarks/tutorial.py, with_bn_dropout=True).
+    "bn1 BatchNormalization()": (BatchNormalization, (26, 26, 32)),
+    "bn2 BatchNormalization()": (BatchNormalization, (11, 11, 64)),
+    "dropout Dropout(0.5)": (lambda: Dropout(0.5), (64,)),
+    "spatial SpatialDropout2D(0.5)": (lambda: SpatialDropout2D(0.5), (26, 26, 32)),
+    "layernorm LayerNormalization()": (LayerNormalization, (26, 26, 32)),
 }
 FUSED = {
-    "conv1+pool1 fused": (32, (28, 28, 1)),
-    "conv2+pool2 fused": (64, (13, 13, 32)),
+    "conv1+pool1 fused": (lambda: Conv2D(32, 3, activation="relu"), (28, 28, 1)),
+    "conv2+pool2 fused": (lambda: Conv2D(64, 3, activation="relu"), (13, 13, 32)),
+    "bn1+pool1 fused": (BatchNormalization, (26, 26, 32)),
+    "bn2+pool2 fused": (BatchNormalization, (11, 11, 64)),
 }
 FIRST = "conv1"
 
@@ -96,10 +108,10 @@ FIRST = "conv1"
 def _build(name, input_shape):
     """The layer (or fused step) for ``name``, built for ``input_shape``."""
     if name in FUSED:
-        conv, pool = Conv2D(FUSED[name][0], 3, activation="relu"), MaxPooling2D(2)
-        conv.build(input_shape)
-        pool.build(conv.compute_output_shape(input_shape))
-        return ConvPool2x2(conv, pool)
+        first, pool = FUSED[name][0](), MaxPooling2D(2)
+        first.build(input_shape)
+        pool.build(first.compute_output_shape(input_shape))
+        return fusion.fused_step_for(first, pool)
     layer = LAYERS[name][0]()
     layer.build(input_shape)
     return layer

@@ -15,6 +15,9 @@ from engine import backend
 
 BATCHES = (32, 128)
 THREADS = 2
+# The tutorial network as it is, and with BatchNormalization after each Conv2D and
+# Dropout(0.5) before the last Dense: the second's case names carry this suffix.
+NETWORKS = {"": False, " +BN+Dropout": True}
 
 
 @pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
@@ -29,29 +32,32 @@ def device(request):
     backend.set_backend(previous)
 
 
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("batch", BATCHES)
-def test_xpcnn_step(benchmark, device, batch):
-    model, batches = tutorial_model(metrics=()), mnist_batches(batch)
+def test_xpcnn_step(benchmark, device, batch, network):
+    model = tutorial_model(metrics=(), with_bn_dropout=NETWORKS[network])
+    batches = mnist_batches(batch)
 
     run_timed(
         benchmark,
         model.train_on_batch,
         setup=next_device_batch(batches),
         group="vs torch",
-        case=device,
+        case=device + network,
         batch=batch,
         column="xpcnn",
     )
 
 
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("batch", BATCHES)
-def test_torch_step(benchmark, device, batch):
+def test_torch_step(benchmark, device, batch, network):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
     torch.set_num_threads(THREADS)
     target = "cuda" if device == "gpu" else "cpu"
     if target == "cuda" and not torch.cuda.is_available():
         pytest.skip("this PyTorch build has no CUDA device")
-    model, optimizer, loss_fn = torch_tutorial(torch, target)
+    model, optimizer, loss_fn = torch_tutorial(torch, target, with_bn_dropout=NETWORKS[network])
     batches = mnist_batches(batch)
 
     def next_batch():  # a new batch every round, on the device (NCHW), outside the clock
@@ -72,7 +78,7 @@ def test_torch_step(benchmark, device, batch):
         step,
         setup=next_batch,
         group="vs torch",
-        case=device,
+        case=device + network,
         batch=batch,
         column="torch",
         sync=sync,

@@ -2,6 +2,8 @@
 
 Conv2D(32, 3, relu) - MaxPool 2 - Conv2D(64, 3, relu) - MaxPool 2 - Flatten -
 Dense(64, relu) - Dense(10), trained with Adam and sparse crossentropy from logits.
+With ``with_bn_dropout=True``: a BatchNormalization after each Conv2D (before its pooling)
+and Dropout(0.5) before the last Dense.
 PyTorch is a benchmark-only tool, never a dependency of the engine.
 """
 
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import Sequential, backend, losses  # noqa: E402
 from engine.datasets import DatasetError, mnist  # noqa: E402
-from layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
+from layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
 from optim import Adam  # noqa: E402
 
 DATA_DIR = os.environ.get(
@@ -51,16 +53,19 @@ def next_device_batch(batches):
     return setup
 
 
-def tutorial_model(metrics=("accuracy",)):
+def tutorial_model(metrics=("accuracy",), with_bn_dropout=False):
     """The compiled xpcnn model, its weights on the active backend."""
     model = Sequential(
         [
             Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+            *_only_if(with_bn_dropout, BatchNormalization),
             MaxPooling2D(2),
             Conv2D(64, 3, activation="relu"),
+            *_only_if(with_bn_dropout, BatchNormalization),
             MaxPooling2D(2),
             Flatten(),
             Dense(64, activation="relu"),
+            *_only_if(with_bn_dropout, lambda: Dropout(0.5)),
             Dense(10),
         ]
     )
@@ -72,22 +77,34 @@ def tutorial_model(metrics=("accuracy",)):
     return model
 
 
-def torch_tutorial(torch, device="cpu"):
+def torch_tutorial(torch, device="cpu", with_bn_dropout=False):
     """(model, optimizer, loss function) of the same network in PyTorch (NCHW inputs)."""
     nn = torch.nn
+
+    def batch_norm(channels):  # Keras's defaults: PyTorch's momentum is 1 - Keras's
+        return lambda: nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3),
         nn.ReLU(),
+        *_only_if(with_bn_dropout, batch_norm(32)),
         nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3),
         nn.ReLU(),
+        *_only_if(with_bn_dropout, batch_norm(64)),
         nn.MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(64 * 5 * 5, 64),
         nn.ReLU(),
+        *_only_if(with_bn_dropout, lambda: nn.Dropout(0.5)),
         nn.Linear(64, 10),
     ).to(device)
     # eps as Keras's Adam (1e-7); where it is added differs (keras issue 17391), which
     # changes nothing in the cost of a step.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     return model, optimizer, nn.CrossEntropyLoss()
+
+
+def _only_if(enabled, make):
+    """[make()] when ``enabled``, else []: a layer the with_bn_dropout variant adds."""
+    return [make()] if enabled else []

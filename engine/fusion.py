@@ -11,7 +11,9 @@ A fused step is a class registered here with
 engine.graph.Plan runs this pass over any model's graph (Sequential or functional) when
 backend.fusion_enabled(): a step whose single output is read by exactly one single-input
 step, and is not itself an output of the model, is offered with that step to each
-registered class in turn. layers/conv_pool.py registers the CPU's Conv2D + 2x2 max pooling.
+registered class in turn. layers/conv_pool.py registers the CPU's Conv2D + 2x2 max pooling,
+layers/batchnorm_pool.py its BatchNormalization + 2x2 max pooling. A fused step whose
+outputs depend on the whole batch says so with mixes_samples, as a layer does.
 """
 
 from engine import backend

@@ -14,7 +14,17 @@ import engine
 import optim
 from engine import Sequential, backend, utils
 from engine.callbacks import ModelCheckpoint
-from layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LayerNormalization,
+    MaxPooling2D,
+    SpatialDropout2D,
+)
 
 # Words that mean an internal error leaked out instead of a validated message.
 LEAKS = ("broadcast", "out of bounds", "index ", "not subscriptable", "has no attribute")
@@ -334,6 +344,11 @@ NAME_CASES = {
         lambda: Conv2D(2, 3, kernel_initializer="kaiming"),
         ["'kaiming'", "he_uniform"],
     ),
+    "bn_initializer": (
+        lambda: BatchNormalization(moving_variance_initializer="one"),
+        ["'one'", "ones", "zeros"],
+    ),
+    "ln_initializer": (lambda: LayerNormalization(gamma_initializer="unit"), ["'unit'", "ones"]),
     "conv_padding": (lambda: Conv2D(2, 3, padding="full"), ["'full'", "valid", "same"]),
     "conv_padding_negative": (lambda: Conv2D(2, 3, padding=-1), ["-1", "valid", "same"]),
     "pool_padding": (lambda: MaxPooling2D(2, padding="causal"), ["'causal'", "valid", "same"]),
@@ -441,6 +456,63 @@ LAYER_ARG_CASES = {
         lambda: Sequential([Dense(2, input_shape=(4, 4, 1))]),
         ["(4, 4, 1)", "Flatten"],
     ),
+    "dropout_rate_1": (lambda: Dropout(1.0), ["Dropout rate", "[0, 1)", "1.0"]),
+    "dropout_rate_negative": (lambda: Dropout(-0.1), ["rate", "-0.1"]),
+    "dropout_rate_string": (lambda: Dropout("0.5"), ["rate", "'0.5'"]),
+    "dropout_rate_none": (lambda: Dropout(None), ["rate", "None"]),
+    "spatial_dropout_rate": (lambda: SpatialDropout2D(1.5), ["SpatialDropout2D rate", "1.5"]),
+    "dropout_seed_negative": (lambda: Dropout(0.5, seed=-1), ["seed", "-1"]),
+    "dropout_noise_shape_zero": (
+        lambda: Dropout(0.5, noise_shape=(None, 0)),
+        ["noise_shape", "(None, 0)"],
+    ),
+    "dropout_noise_shape_rank": (
+        lambda: Sequential([Dropout(0.5, noise_shape=(None, 1), input_shape=(4, 4))]),
+        ["noise_shape", "(None, 1)", "(None, 4, 4)", "batch axis counts"],
+    ),
+    "dropout_noise_shape_size": (
+        lambda: Sequential([Dropout(0.5, noise_shape=(None, 3), input_shape=(4,))]),
+        ["noise_shape", "(None, 3)", "(None, 4)"],
+    ),
+    "spatial_dropout_on_flat_input": (
+        lambda: Sequential([SpatialDropout2D(0.2, input_shape=(10,))]),
+        ["(height, width, channels)", "(10,)"],
+    ),
+    "spatial_dropout_data_format": (
+        lambda: SpatialDropout2D(0.2, data_format="nhwc"),
+        ["data_format", "'nhwc'", "channels_last"],
+    ),
+    "bn_momentum": (lambda: BatchNormalization(momentum=1.5), ["momentum", "[0, 1]", "1.5"]),
+    "bn_momentum_negative": (lambda: BatchNormalization(momentum=-0.1), ["momentum", "-0.1"]),
+    "bn_epsilon_negative": (
+        lambda: BatchNormalization(epsilon=-1e-3),
+        ["epsilon", ">= 0", "-0.001"],
+    ),
+    "bn_epsilon_nan": (lambda: BatchNormalization(epsilon=float("nan")), ["epsilon", "nan"]),
+    "bn_axis_out_of_range": (
+        lambda: Sequential([BatchNormalization(axis=4, input_shape=(3, 3, 2))]),
+        ["axis 4", "out of range", "(None, 3, 3, 2)"],
+    ),
+    "bn_axis_negative_out_of_range": (
+        lambda: Sequential([BatchNormalization(axis=-3, input_shape=(5,))]),
+        ["axis -3", "out of range", "(None, 5)"],
+    ),
+    "bn_batch_axis": (
+        lambda: Sequential([BatchNormalization(axis=0, input_shape=(5,))]),
+        ["axis 0", "batch axis"],
+    ),
+    "bn_axis_list": (lambda: BatchNormalization(axis=[1, 2]), ["axis", "an int", "[1, 2]"]),
+    "bn_axis_float": (lambda: BatchNormalization(axis=-1.0), ["axis", "-1.0"]),
+    "ln_epsilon_negative": (lambda: LayerNormalization(epsilon=-1), ["epsilon", "-1"]),
+    "ln_axis_out_of_range": (
+        lambda: Sequential([LayerNormalization(axis=[1, 5], input_shape=(3, 3, 2))]),
+        ["axis 5", "out of range", "(None, 3, 3, 2)"],
+    ),
+    "ln_axis_twice": (
+        lambda: Sequential([LayerNormalization(axis=[-1, 3], input_shape=(3, 3, 2))]),
+        ["axis [-1, 3]", "twice"],
+    ),
+    "ln_axis_string": (lambda: LayerNormalization(axis="channels"), ["axis", "'channels'"]),
     "sgd_learning_rate_0": (lambda: optim.SGD(learning_rate=0), ["learning_rate", "positive"]),
     "adam_learning_rate_negative": (lambda: optim.Adam(-0.1), ["learning_rate", "-0.1"]),
     "learning_rate_nan": (lambda: optim.RMSprop(float("nan")), ["learning_rate", "nan"]),

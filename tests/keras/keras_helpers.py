@@ -91,7 +91,7 @@ def random_weights(weights, rng):
     return out
 
 
-def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=0):
+def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=0, **options):
     """Compare a stack of Keras layers with ours: forward, d/dinput and d/dweights.
 
     build_keras, build_ours: no-argument callables returning a layer or a list of layers
@@ -99,6 +99,7 @@ def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=
     atol: absolute floor for elements near zero (default rtol * max |Keras value|: a sum
           that nearly cancels, or a tanh derivative (1 - y)(1 + y) taken from a saturated
           y, is accurate relative to the array's scale, not to itself)
+    options: training, initial_weights (see assert_models_match)
     """
     x = np.asarray(inputs)
     dtype = backend.floatx()
@@ -118,16 +119,21 @@ def assert_matches_keras(build_keras, build_ours, inputs, rtol, atol=None, seed=
     k_model = keras.Sequential([keras.Input(x.shape[1:], dtype=dtype), *k_layers])
     ours = Sequential(_as_list(build_ours()))
     ours.build(x.shape[1:])
-    assert_models_match(k_model, ours, [x], rtol, atol, seed)
+    assert_models_match(k_model, ours, [x], rtol, atol, seed, **options)
 
 
-def assert_models_match(k_model, ours, inputs, rtol, atol=None, seed=0):
+def assert_models_match(
+    k_model, ours, inputs, rtol, atol=None, seed=0, training=True, initial_weights=None
+):
     """The same model in Keras and in xpcnn (one list of inputs for both): one set of random
-    weights copied into both, then the outputs, the gradients of every input and of every
-    trainable weight for the same random upstream gradients, in training mode."""
+    weights (or ``initial_weights``) copied into both, then the outputs, the gradients of
+    every input and of every trainable weight for the same random upstream gradients, in
+    training mode (or inference mode with training=False)."""
     rng = np.random.default_rng(seed)
     dtype = backend.floatx()
-    k_model.set_weights(random_weights(k_model.get_weights(), rng))
+    if initial_weights is None:
+        initial_weights = random_weights(k_model.get_weights(), rng)
+    k_model.set_weights(initial_weights)
     ours.set_weights(k_model.get_weights())
     several = len(k_model.outputs) > 1
     trainable = [v.value for v in k_model.trainable_variables]
@@ -135,7 +141,9 @@ def assert_models_match(k_model, ours, inputs, rtol, atol=None, seed=0):
     xs = [jnp.asarray(x) for x in inputs]
 
     def keras_forward(weights, xs):
-        out = k_model.stateless_call(weights, fixed, xs if len(xs) > 1 else xs[0], training=True)
+        out = k_model.stateless_call(
+            weights, fixed, xs if len(xs) > 1 else xs[0], training=training
+        )
         return list(out[0]) if several else [out[0]]
 
     @jax.jit
@@ -151,7 +159,7 @@ def assert_models_match(k_model, ours, inputs, rtol, atol=None, seed=0):
     assert all(y.dtype == dtype for y in ys_keras), f"Keras computed in {ys_keras[0].dtype}"
 
     device = [backend.to_device(x) for x in inputs]
-    ys, tape = ours.forward_with_tape(device, training=True, input_gradients=True)
+    ys, tape = ours.forward_with_tape(device, training=training, input_gradients=True)
     ys = ys if several else [ys]
     weights = ours.trainable_weights
     dxs, dw = tape.backward([backend.to_device(d) for d in dys], weights)

@@ -44,6 +44,8 @@ def test_every_layer_is_covered():
     # Pooling variants, upsampling, padding, cropping, reshaping: test_keras_pooling_reshape.py.
     tested |= {"AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
     tested |= {"UpSampling2D", "ZeroPadding2D", "Cropping2D", "Reshape", "Permute", "Rescaling"}
+    # Normalisation and dropout layers: test_keras_normalization.py.
+    tested |= {"BatchNormalization", "LayerNormalization", "Dropout", "SpatialDropout2D"}
     assert set(layers.__all__) - {"Layer"} == tested
 
 
