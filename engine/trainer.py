@@ -161,7 +161,15 @@ class Trainer:
             return loss, losses, y_pred, grads
         n, total, error = len(x[0]), self._global_samples, None
         if total is None:  # called outside fit: the ranks' shares make the batch
-            total = int(replicas.host.allreduce_sum(np.array([float(n)]))[0])
+            total = distribute.global_count(n)
+        if total < replicas.size and distribute.synchronizes(self):
+            raise distribute.mark_agreed(  # every rank knows total: all raise it alike
+                ValueError(
+                    f"A batch of {total} samples leaves ranks of the {replicas.size} with "
+                    "none, and synchronized BatchNormalization needs every rank's forward: "
+                    f"use batches (the last one too) of at least {replicas.size} samples."
+                )
+            )
         try:
             if n:
                 loss, losses, y_pred, grads = self._share_loss_and_gradients(
@@ -174,7 +182,8 @@ class Trainer:
         where = ""
         if self._step_key is not None:
             where = f" in epoch {self._step_key[1] + 1}, step {self._step_key[2] + 1}"
-        grads = replicas.sum_gradients(grads, self._trained_weights(), error, where)
+        moving = distribute.moving_statistics(self)  # per rank: averaged at every step
+        grads = replicas.sum_gradients(grads, self._trained_weights(), error, where, moving)
         loss, grads = self._add_regularization(loss, grads)
         return loss, losses, y_pred, grads
 

@@ -7,7 +7,7 @@ Scenarios: fit (weights, history, evaluate, the sample ids each rank stepped on)
 (ModelCheckpoint and CSVLogger: which rank wrote), resume (continue from a checkpoint),
 step-error (one rank's shard makes its step raise), nan (a NaN in one shard), abort (an
 exception on one rank outside any step), stop (Ctrl-C or stop_training on one rank),
-moments (sum_across_replicas, the hook of synchronized batch normalization).
+batchnorm (per-rank or synchronized statistics), moments (sum_across_replicas).
 """
 
 import argparse
@@ -26,7 +26,7 @@ import engine  # noqa: E402
 import optim  # noqa: E402
 from engine import Sequential, backend, distribute, utils  # noqa: E402
 from engine.callbacks import Callback, CSVLogger, ModelCheckpoint  # noqa: E402
-from layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
+from layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from layers.base import Layer  # noqa: E402
 
 SAMPLES, BATCH, EPOCHS, SEED = 45, 8, 3, 3  # 45 = 5 batches of 8 and one of 5: uneven shares
@@ -64,12 +64,13 @@ def data(n=SAMPLES):
     return x, y
 
 
-def model(first_layers=(), kind=Recording):
+def model(first_layers=(), kind=Recording, middle_layers=()):
     utils.set_random_seed(0)
     net = kind(
         [
             *first_layers,
             Conv2D(3, 3, activation="relu", input_shape=(6, 6, 1)),
+            *middle_layers,
             MaxPooling2D(2),
             Flatten(),
             Dense(3),
@@ -242,6 +243,19 @@ def scenario_stop(out, args):
     )
 
 
+def scenario_batchnorm(out, args):
+    """BatchNormalization with per-rank statistics, or synchronized over the ranks."""
+    x, y = data()
+    net = model(middle_layers=[BatchNormalization(synchronized=args.synchronized == "yes")])
+    try:
+        net.fit(x, y, batch_size=args.batch, epochs=EPOCHS, seed=SEED, verbose=0)
+        message = "no error"
+    except ValueError as exc:
+        message = str(exc)
+    (out / f"error-{distribute.rank()}.txt").write_text(message)
+    save(out, weights=flat_weights(net))
+
+
 def scenario_moments(out, args):
     """Batch-normalization moments over the global batch from each rank's rows."""
     rows = np.random.default_rng(5).normal(3.0, 2.0, (37, 4))
@@ -276,6 +290,8 @@ def main():
     parser.add_argument("--gpu-collectives", default="auto")
     parser.add_argument("--checkpoint")
     parser.add_argument("--how", default="interrupt")
+    parser.add_argument("--synchronized", default="no")
+    parser.add_argument("--batch", type=int, default=BATCH)
     args = parser.parse_args()
     use_backend(args.backend)
     backend.set_floatx("float64")

@@ -249,6 +249,32 @@ def test_nccl_between_two_gpus_gives_the_one_process_weights(fits, tmp_path):
     assert np.array_equal(first["weights"], second["weights"])
 
 
+# -- batch normalization ---------------------------------------------------------------------
+
+
+def test_synchronized_batch_normalization_follows_the_one_process_run(tmp_path):
+    ran(launch("batchnorm", tmp_path / "one", 1, synchronized="yes"))
+    ran(launch("batchnorm", tmp_path / "two", 2, synchronized="yes"))
+    (one,), (first, second) = ranks(tmp_path / "one", 1), ranks(tmp_path / "two", 2)
+    assert relative(first["weights"], one["weights"]) < RTOL  # moving statistics too
+    assert np.array_equal(first["weights"], second["weights"])
+
+
+def test_per_rank_batch_statistics_keep_every_rank_identical(tmp_path):
+    ran(launch("batchnorm", tmp_path / "one", 1))
+    ran(launch("batchnorm", tmp_path / "two", 2))
+    (one,), (first, second) = ranks(tmp_path / "one", 1), ranks(tmp_path / "two", 2)
+    assert np.array_equal(first["weights"], second["weights"])  # moving statistics averaged
+    assert relative(first["weights"], one["weights"]) > 1e-6  # each rank its own statistics
+
+
+def test_synchronized_batch_normalization_refuses_a_batch_with_no_share_for_a_rank(tmp_path):
+    ran(launch("batchnorm", tmp_path, 3, synchronized="yes", batch=2))
+    for r in range(3):
+        message = (tmp_path / f"error-{r}.txt").read_text()
+        assert "A batch of 2 samples leaves ranks of the 3 with none" in message
+
+
 # -- the hook of synchronized batch normalization -----------------------------------------
 
 
@@ -296,3 +322,21 @@ def test_mnist_train_on_two_processes(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("test accuracy:") == 1, result.stdout  # rank 0 alone prints
     assert (tmp_path / "model.npz").is_file() and (tmp_path / "training_curves.png").is_file()
+
+
+def test_synchronized_is_checked_saved_and_loaded(tmp_path):
+    import engine
+    from layers import BatchNormalization, Dense, Flatten
+
+    with pytest.raises(TypeError, match="BatchNormalization synchronized must be True or False"):
+        BatchNormalization(synchronized="yes")
+    model = engine.Sequential(
+        [BatchNormalization(synchronized=True, input_shape=(4, 3)), Flatten(), Dense(2)]
+    )
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).standard_normal((16, 4, 3)).astype(np.float32)
+    model.fit(x, np.ones((16, 2)), batch_size=8, epochs=1, verbose=0)  # one process: plain
+    model.save(tmp_path / "m.npz")
+    loaded = engine.load_model(tmp_path / "m.npz")
+    assert loaded.layers[0].synchronized is True
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

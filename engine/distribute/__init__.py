@@ -25,8 +25,9 @@ What fit then does (PyTorch DDP's and Keras's DataParallel conventions):
       exception outside the agreed steps on one rank aborts the job, printing it.
     - random layers (Dropout, augmentation) draw from (seed, epoch, step, rank).
 
-BatchNormalization keeps per-rank statistics (as DDP); ``sum_across_replicas`` is the
-hook its ``synchronized=True`` uses to sum its moments over the ranks.
+BatchNormalization normalises with per-rank statistics (as DDP), its moving statistics
+averaged over the ranks at every step; with ``synchronized=True`` it takes the global
+batch's, through ``sum_across_replicas`` and ``global_count``.
 
 On the GPU (CuPy backend) each rank takes one device and the gradients are summed on the
 devices through NCCL (cupy.cuda.nccl; its unique id goes over MPI), or CUDA-aware MPI, or
@@ -34,7 +35,16 @@ MPI through host copies (init's ``gpu_collectives``). Install with
 ``pip install 'xpcnn[mpi]'`` (mpi4py and MPICH) or mpi4py built against a system MPI.
 """
 
-from engine.distribute.data_parallel import DataParallel, RankError, guarded, mark_agreed
+import numpy as np
+
+from engine.distribute.data_parallel import (
+    DataParallel,
+    RankError,
+    guarded,
+    mark_agreed,
+    moving_statistics,
+    synchronizes,
+)
 from engine.distribute.sharding import ShardedBatches, shard_batch, shard_slice
 from engine.distribute.world import current, init, is_chief, local_rank, rank, shutdown, size
 
@@ -55,6 +65,14 @@ def on_chief(write):
     replicas.on_chief(write)
 
 
+def global_count(n):
+    """The sum of the int ``n`` over the ranks (a host allreduce); ``n`` in one process."""
+    replicas = current()
+    if replicas is None:
+        return n
+    return int(replicas.host.allreduce_sum(np.array([float(n)]))[0])
+
+
 def sum_across_replicas(arrays):
     """Sum small arrays of the active backend over the ranks, in place (one allreduce):
     the hook for statistics that must span the global batch, such as synchronized batch
@@ -73,11 +91,13 @@ __all__ = [
     "RankError",
     "ShardedBatches",
     "current",
+    "global_count",
     "guarded",
     "init",
     "is_chief",
     "local_rank",
     "mark_agreed",
+    "moving_statistics",
     "on_chief",
     "print_on_chief",
     "rank",
@@ -86,4 +106,5 @@ __all__ = [
     "shutdown",
     "size",
     "sum_across_replicas",
+    "synchronizes",
 ]

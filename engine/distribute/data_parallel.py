@@ -136,12 +136,15 @@ class DataParallel:
 
     # -- a training step -----------------------------------------------------------------
 
-    def sum_gradients(self, grads, weights, error, where=""):
+    def sum_gradients(self, grads, weights, error, where="", averaged=()):
         """The gradients summed over the ranks (views of one flat buffer, valid until the
         next call). ``grads`` are this rank's share (scaled by its part of the global batch),
         or None when ``error`` (this rank's exception in the step) is set: then every rank
-        raises (agree). Ctrl-C on any rank sets ``interrupted`` on all."""
+        raises (agree). Ctrl-C on any rank sets ``interrupted`` on all. ``averaged``:
+        arrays (moving statistics) set to their mean over the ranks, in the same buffer."""
         comm = self.communicator()
+        weights = [*weights, *averaged]
+        grads = None if grads is None else [*grads, *averaged]
         total = sum(w.size for w in weights)
         in_buffer = comm is self.host  # on the CPU the status rides in the gradient buffer
         key = (backend.backend_name(), weights[0].dtype.str, total)
@@ -164,7 +167,10 @@ class DataParallel:
         failed, self.interrupted = bool(status[0]), bool(status[1])
         if failed:
             self.agree(error, where)
-        return self._unflatten(buffer, weights)
+        parts = self._unflatten(buffer, weights)
+        for a, part in zip(averaged, parts[len(parts) - len(averaged) :]):
+            a[...] = part / self.size
+        return parts[: len(parts) - len(averaged)]
 
     # -- logs --------------------------------------------------------------------------
 
@@ -219,6 +225,35 @@ class DataParallel:
             flush=True,
         )
         self.host.abort(1)
+
+
+def moving_statistics(model):
+    """The arrays a training forward changes on each rank on its own: the declared
+    non-trainable weights (BatchNormalization's moving statistics) of trainable layers
+    that do not synchronize, nested models included."""
+    found, seen = [], set()
+    for layer in model._own_layers():
+        if hasattr(layer, "_own_layers"):
+            arrays = moving_statistics(layer) if layer.trainable else []
+        elif layer.trainable and not getattr(layer, "synchronized", False):
+            # in params' order: the same on every rank (a set's order is not)
+            arrays = [a for name, a in layer.params.items() if name in layer._non_trainable]
+        else:
+            arrays = []
+        for a in arrays:
+            if id(a) not in seen:
+                seen.add(id(a))
+                found.append(a)
+    return found
+
+
+def synchronizes(model):
+    """True when a layer of the model (nested ones too) synchronizes across the ranks."""
+    for layer in model._own_layers():
+        nested = hasattr(layer, "_own_layers")
+        if synchronizes(layer) if nested else getattr(layer, "synchronized", False):
+            return True
+    return False
 
 
 def _state(metric):
