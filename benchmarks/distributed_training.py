@@ -10,7 +10,9 @@ per step spent in the collectives: the gradient allreduce (with its status) and 
 ones (the metrics' totals, the stop flag). --overlap sends each layer's gradients as
 soon as its backward has produced them (non-blocking Iallreduce, one bucket per layer, as
 PyTorch DDP's buckets) and waits for them all at the end of backward, instead of one
-allreduce of the flat buffer after backward: the comparison of the two.
+allreduce of the flat buffer after backward: the comparison of the two. The time in
+sum_gradients includes waiting for the slower rank; "allreduce alone" times 100
+allreduces of the same flat buffer with the ranks lined up (a barrier before).
 """
 
 import argparse
@@ -77,7 +79,7 @@ class LayerBuckets:
 
         return run
 
-    def sum_gradients(self, grads, weights, error, where=""):
+    def sum_gradients(self, grads, weights, error, where="", averaged=()):
         self.MPI.Request.Waitall(self.requests)
         self.requests.clear()
         status = np.array([error is not None, 0.0])
@@ -111,11 +113,24 @@ def main():
     steps = -(-len(x) // args.batch)
     per_step = {k: 1e3 * v / steps for k, v in clock.seconds.items()}
     mode = "layer buckets (Iallreduce)" if args.overlap else "one flat allreduce"
+    if replicas is not None:
+        per_step["allreduce alone"] = 1e3 * allreduce_seconds(replicas, model)
     distribute.print_on_chief(
         f"{distribute.size()} process(es), batch {args.batch}, {mode}: "
         f"{len(x) / seconds:.0f} images/s, {1e3 * seconds / steps:.2f} ms/step; "
-        + ", ".join(f"{k} {v:.3f} ms/step" for k, v in per_step.items())
+        + ", ".join(f"{k} {v:.3f} ms" for k, v in per_step.items())
     )
+
+
+def allreduce_seconds(replicas, model, rounds=100):
+    """Seconds per allreduce of the flat gradient buffer (and its status), ranks in step."""
+    size = sum(w.size for w in model._trained_weights()) + 2
+    buffer = np.zeros(size, np.float32)
+    replicas.host.barrier()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        replicas.host.allreduce_sum(buffer)
+    return (time.perf_counter() - start) / rounds
 
 
 if __name__ == "__main__":
