@@ -33,6 +33,12 @@ On the GPU (CuPy backend) each rank takes one device and the gradients are summe
 devices through NCCL (cupy.cuda.nccl; its unique id goes over MPI), or CUDA-aware MPI, or
 MPI through host copies (init's ``gpu_collectives``). Install with
 ``pip install 'xpcnn[mpi]'`` (mpi4py and MPICH) or mpi4py built against a system MPI.
+
+Several machines: the same environment, code and data on each (or a shared file system,
+which also lets every rank load rank 0's checkpoints), ssh between them without a
+password, and a host file naming them: ``mpiexec -f hosts -n 8 python train.py`` with
+MPICH (lines ``node1:4``), ``mpirun --hostfile hosts -np 8 python train.py`` with Open
+MPI (lines ``node1 slots=4``).
 """
 
 import numpy as np
