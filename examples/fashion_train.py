@@ -30,7 +30,7 @@ import cli  # noqa: E402  (makes the engine importable from a checkout)
 import plots  # noqa: E402
 
 import engine  # noqa: E402
-from engine.datasets import fashion_mnist  # noqa: E402
+from engine.datasets import fashion_mnist, files  # noqa: E402
 
 PROG = "fashion_train.py"
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -109,8 +109,8 @@ def main(argv=None):
     start = time.perf_counter()
     cli.start(PROG, args)
     data_dir = args.data_dir
-    if data_dir is None and not os.environ.get("XPCNN_DATA_DIR") and DEBIAN.is_dir():
-        data_dir = DEBIAN
+    if data_dir is None and DEBIAN.is_dir() and not files.dataset_dir("fashion_mnist").is_dir():
+        data_dir = DEBIAN  # Debian's package, where the usual places have no copy
     (x_train, y_train), (x_test, y_test) = cli.load_images(
         PROG, fashion_mnist, data_dir, args.limit
     )
