@@ -12,15 +12,20 @@ and per output with a loss (sample_weight: None, or one array or None per such o
 fit is the loop around train_step, with its safety net (NaN rollback, Ctrl-C), the
 callbacks (engine/callbacks/: the progress display is one) and the checks of what users
 pass in (engine/data_adapter.py: arrays, or datasets that yield batches).
+
+After engine.distribute.init() under mpiexec, fit, evaluate and train_on_batch run
+data-parallel: each rank steps on its share of every global batch and the gradients,
+logs and errors are agreed over MPI (engine/distribute/); one process runs as before.
 """
 
+import contextlib
 import signal
 import threading
 import warnings
 
 import numpy as np
 
-from engine import backend, utils
+from engine import backend, distribute, utils
 from engine import data_adapter as data
 from engine.callbacks import Callback, CallbackList, History, ProgbarLogger, TerminateOnNaN
 from engine.compile_utils import CompiledLoss, CompiledMetrics
@@ -39,6 +44,7 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._step_key = None  # (seed, epoch, step): the random key of the step running
+        self._global_samples = None  # distributed: the global batch's size of that step
 
     # -- compile --------------------------------------------------------------------
 
@@ -140,14 +146,59 @@ class Trainer:
 
     def compute_loss_and_gradients(self, x, y, sample_weight=None):
         """(loss, per-output losses, predictions, gradients of the trainable weights) for
-        a batch; on the CPU it runs in cache-sized pieces (backend.training_chunk_bytes)."""
+        a batch; on the CPU it runs in cache-sized pieces (backend.training_chunk_bytes).
+
+        Distributed (engine.distribute), the batch is this rank's share of the global batch
+        and the gradients are the global batch's, summed over the ranks; the loss and
+        predictions stay this rank's.
+        """
+        replicas = distribute.current()
+        if replicas is None:
+            loss, losses, y_pred, grads = self._share_loss_and_gradients(
+                x, y, sample_weight, len(x[0])
+            )
+            loss, grads = self._add_regularization(loss, grads)
+            return loss, losses, y_pred, grads
+        n, total, error = len(x[0]), self._global_samples, None
+        if total is None:  # called outside fit: the ranks' shares make the batch
+            total = distribute.global_count(n)
+        if total < replicas.size and distribute.synchronizes(self):
+            raise distribute.mark_agreed(  # every rank knows total: all raise it alike
+                ValueError(
+                    f"A batch of {total} samples leaves ranks of the {replicas.size} with "
+                    "none, and synchronized BatchNormalization needs every rank's forward: "
+                    f"use batches (the last one too) of at least {replicas.size} samples."
+                )
+            )
+        try:
+            if n:
+                loss, losses, y_pred, grads = self._share_loss_and_gradients(
+                    x, y, sample_weight, total
+                )
+            else:
+                loss, losses, y_pred, grads = self._empty_share()
+        except Exception as exc:  # agreed with the other ranks before anything changes
+            error, grads = exc, None
+        where = ""
+        if self._step_key is not None:
+            where = f" in epoch {self._step_key[1] + 1}, step {self._step_key[2] + 1}"
+        moving = distribute.moving_statistics(self)  # per rank: averaged at every step
+        grads = replicas.sum_gradients(grads, self._trained_weights(), error, where, moving)
+        loss, grads = self._add_regularization(loss, grads)
+        return loss, losses, y_pred, grads
+
+    def _share_loss_and_gradients(self, x, y, sample_weight, total):
+        """The loss of these n samples and the gradients of their part of a ``total``-sample
+        batch (n / total of their mean's; n == total in one process), without the
+        regularizers."""
         n = len(x[0])
         size = self._chunk_size(n)
         if size >= n:
             key = self._step_key
-            loss, losses, y_pred, grads = self._loss_and_gradients(x, y, sample_weight, key, 1)
-            loss, grads = self._add_regularization(loss, self._zeros_for_missing(grads))
-            return loss, losses, y_pred, grads
+            loss, losses, y_pred, grads = self._loss_and_gradients(
+                x, y, sample_weight, key, n / total
+            )
+            return loss, losses, y_pred, self._zeros_for_missing(grads)
         # The losses are (weighted) sums over the samples divided by their count, so the
         # pieces' gradients, each scaled by its share of the batch, add up to the batch's
         # (up to float rounding).
@@ -162,7 +213,7 @@ class Trainer:
             )
             m = len(xc[0])
             key = None if self._step_key is None else (*self._step_key, piece)
-            loss, losses, y_pred, grads = self._loss_and_gradients(xc, yc, wc, key, m / n)
+            loss, losses, y_pred, grads = self._loss_and_gradients(xc, yc, wc, key, m / total)
             if totals is None:
                 totals = [None if g is None else g.copy() for g in grads]
                 loss_sums = [v * m for v in losses]
@@ -177,8 +228,20 @@ class Trainer:
             preds.append(y_pred)
         xp = backend.xp()
         y_pred = [xp.concatenate([p[i] for p in preds]) for i in range(len(preds[0]))]
-        loss, grads = self._add_regularization(loss_sum / n, self._zeros_for_missing(totals))
-        return loss, [s / n for s in loss_sums], y_pred, grads
+        return loss_sum / n, [s / n for s in loss_sums], y_pred, self._zeros_for_missing(totals)
+
+    def _empty_share(self):
+        """A rank whose share of a batch smaller than the job is empty: no loss, no
+        predictions, zero gradients."""
+        xp, dtype = backend.xp(), backend.floatx()
+        losses = [xp.zeros((), dtype) for loss in self.compiled_loss.losses if loss is not None]
+        y_pred = [xp.zeros((0, *t.sample_shape), dtype) for t in self.outputs]
+        return (
+            xp.zeros((), dtype),
+            losses,
+            y_pred,
+            self._zeros_for_missing([None] * len(self._trained_weights())),
+        )
 
     def _loss_and_gradients(self, x, y, sample_weight, key, scale):
         y_pred, tape = self._plan().run_with_tape(x, training=True, key=key)
@@ -224,19 +287,33 @@ class Trainer:
 
     # -- fit --------------------------------------------------------------------------
 
+    @distribute.guarded
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimisation step on one batch; returns the batch loss as a float.
 
         A non-finite loss or weight raises NonFiniteLossError and puts the weights and
-        the optimizer state back to what they were before this batch.
+        the optimizer state back to what they were before this batch. Distributed, the
+        batch is the global one: rank 0's weights are broadcast, each rank steps on its
+        share, and the loss is the global batch's.
         """
-        self._require_compiled("train_on_batch")
-        xs, ys, weights = self._arrays(x, y, sample_weight, class_weight, "train_on_batch")
-        self._build_for(xs)
+        replicas = distribute.current()
+        with _agreement(replicas, " checking train_on_batch's data"):
+            self._require_compiled("train_on_batch")
+            xs, ys, weights = self._arrays(x, y, sample_weight, class_weight, "train_on_batch")
+            self._build_for(xs)
+        if replicas is not None:
+            replicas.broadcast_state(self, None)
         snapshot = self._snapshot()
         self.reset_metrics()
         batch = next(data.ArrayBatches(xs, ys, weights, len(xs[0])).in_order())
-        loss = float(backend.to_numpy(self.train_step(batch)["loss"]))
+        if replicas is None:
+            loss = float(backend.to_numpy(self.train_step(batch)["loss"]))
+        else:
+            batch, self._global_samples = distribute.shard_batch(batch, *_rank_and_size())
+            try:
+                loss = replicas.reduced_logs(self, self.train_step(batch))["loss"]
+            finally:
+                self._global_samples = None
         if not (np.isfinite(loss) and self._weights_finite()):
             self._restore(snapshot)
             raise NonFiniteLossError(
@@ -246,6 +323,7 @@ class Trainer:
             )
         return loss
 
+    @distribute.guarded
     def fit(
         self,
         x=None,
@@ -318,7 +396,78 @@ class Trainer:
             differ in the last bits and the differences can grow over epochs. GPU
             runs are therefore repeatable on one machine and setup, not across them;
             only the CPU guarantee is tested.
+
+        Distributed (engine.distribute.init() under mpiexec): ``batch_size`` is the global
+        batch, which each rank takes a share of; the weights start as rank 0's and stay
+        identical on every rank, the logs are the global batch's (reduced over the ranks),
+        only rank 0 shows progress, and an error on any rank stops every rank with it.
+        On the CPU the weights equal a one-process run's up to float rounding.
         """
+        replicas = distribute.current()
+        with _agreement(replicas, " checking fit's arguments and data"):
+            train, validation, validate_after, user_callbacks, verbose = self._fit_setup(
+                x,
+                y,
+                batch_size,
+                epochs,
+                verbose,
+                initial_epoch,
+                seed,
+                steps_per_epoch,
+                validation_steps,
+                validation_batch_size,
+                validation_freq,
+                validation_split,
+                validation_data,
+                sample_weight,
+                class_weight,
+                callbacks,
+            )
+        seed = int(utils.global_rng().integers(2**31) if seed is None else seed)
+        if replicas is not None:
+            seed = replicas.broadcast_state(self, seed)
+            train = distribute.ShardedBatches(train, *_rank_and_size())
+            if validation is not None:
+                validation = distribute.ShardedBatches(validation, *_rank_and_size())
+        names = list(self.metrics_names)
+        if validation is not None:
+            names += [f"val_{name}" for name in names]
+        history = History()
+        progbar = [ProgbarLogger()] if verbose and distribute.is_chief() else []
+        extra = [history, *progbar]  # Keras's order: last
+        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose, "metrics": names}
+        callbacks = CallbackList([*user_callbacks, *extra], model=self, params=params)
+        run = _FitRun(train, shuffle, seed, callbacks, user_callbacks, extra, replicas)
+        self.history, self.stop_training = history, False
+        callbacks.on_train_begin()
+        with run.interrupt:
+            logs = self._fit_epochs(
+                run, range(int(initial_epoch), epochs), validation, validate_after
+            )
+        callbacks.on_train_end(logs)
+        return history
+
+    def _fit_setup(
+        self,
+        x,
+        y,
+        batch_size,
+        epochs,
+        verbose,
+        initial_epoch,
+        seed,
+        steps_per_epoch,
+        validation_steps,
+        validation_batch_size,
+        validation_freq,
+        validation_split,
+        validation_data,
+        sample_weight,
+        class_weight,
+        callbacks,
+    ):
+        """fit's checks, then its (training batches, validation batches or None, the
+        validation test, the user's callbacks, verbose) with the model built."""
         self._require_compiled("fit")
         batch_size = utils.positive_int(batch_size, "batch_size")
         epochs = utils.positive_int(epochs, "epochs")
@@ -356,23 +505,7 @@ class Trainer:
             )
         user_callbacks = _callback_list(callbacks)
         self._build_for_shapes(train.sample_shapes)
-        seed = int(utils.global_rng().integers(2**31) if seed is None else seed)
-        names = list(self.metrics_names)
-        if validation is not None:
-            names += [f"val_{name}" for name in names]
-        history = History()
-        extra = [history, *([ProgbarLogger()] if verbose else [])]  # Keras's order: last
-        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose, "metrics": names}
-        callbacks = CallbackList([*user_callbacks, *extra], model=self, params=params)
-        run = _FitRun(train, shuffle, seed, callbacks, user_callbacks, extra)
-        self.history, self.stop_training = history, False
-        callbacks.on_train_begin()
-        with run.interrupt:
-            logs = self._fit_epochs(
-                run, range(int(initial_epoch), epochs), validation, validate_after
-            )
-        callbacks.on_train_end(logs)
-        return history
+        return train, validation, validate_after, user_callbacks, verbose
 
     def _fit_epochs(self, run, epochs, validation, validate_after):
         """The epochs of fit, each followed by validation and on_epoch_end; the last logs."""
@@ -380,8 +513,8 @@ class Trainer:
         start_rate, log_rate = self.optimizer.learning_rate, self._rate_is_scheduled()
         logs = {}
         for epoch in epochs:
-            if run.interrupt.raised:  # Ctrl-C during validation or a callback: stop here
-                print(f"Interrupted: training stopped after epoch {epoch}.")
+            if run.interrupted(agree=True):  # Ctrl-C during validation or a callback
+                _say(f"Interrupted: training stopped after epoch {epoch}.")
                 break
             callbacks.on_epoch_begin(epoch)
             train.on_epoch_begin()
@@ -394,7 +527,7 @@ class Trainer:
             if steps_done == 0:
                 _warn_ran_out(epochs.stop, train.steps)
                 break
-            interrupted = run.interrupt.raised
+            interrupted = run.interrupted(agree=True)
             if validation is not None and validate_after(epoch) and not interrupted:
                 val = self._evaluate_batches(validation.in_order(), callbacks)
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -405,7 +538,7 @@ class Trainer:
             if interrupted:
                 for callback in run.extra:  # History and the progress line only
                     callback.on_epoch_end(epoch, logs)
-                print(
+                _say(
                     f"Interrupted: training stopped after step {steps_done} of epoch "
                     f"{epoch + 1}; the model keeps its weights."
                 )
@@ -414,7 +547,7 @@ class Trainer:
             if ran_out:
                 _warn_ran_out(epochs.stop, train.steps)
                 break
-            if self.stop_training:
+            if run.agreed_stop(self):
                 break
         return logs
 
@@ -433,19 +566,22 @@ class Trainer:
 
         def sync(step):
             """Read the logs, check the model is finite (else roll back) and snapshot it;
-            False when the step went non-finite and TerminateOnNaN stopped training."""
+            False when the step went non-finite and TerminateOnNaN stopped training.
+            Distributed, the logs are reduced over the ranks, so all decide alike."""
             nonlocal logs, snapshot, synced_step
-            logs, synced_step = _floats(step_logs), step
+            logs, synced_step = run.floats(self, step_logs), step
             if np.isfinite(logs["loss"]) and self._weights_finite():
                 snapshot = self._snapshot(snapshot)
                 return True
             self._restore(snapshot)
             if not run.terminate_on_nan:
-                raise NonFiniteLossError(
-                    f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
-                    f"{epoch + 1}, by step {step + 1}; training stopped and the model "
-                    "keeps its last finite weights. Try a smaller learning rate, "
-                    "or look for NaN/inf in the data."
+                raise distribute.mark_agreed(
+                    NonFiniteLossError(
+                        f"The loss became {logs['loss']} (or a weight non-finite) in epoch "
+                        f"{epoch + 1}, by step {step + 1}; training stopped and the model "
+                        "keeps its last finite weights. Try a smaller learning rate, "
+                        "or look for NaN/inf in the data."
+                    )
                 )
             for callback in run.terminate_on_nan:
                 callback.on_train_batch_end(step, logs)
@@ -457,23 +593,24 @@ class Trainer:
             for step, batch in enumerate(run.train.batches(run.seed, epoch, run.shuffle)):
                 for listener in batch_begin:
                     listener(step)
-                self._step_key = (run.seed, epoch, step)
+                self._step_key = run.step_key(epoch, step)
+                self._global_samples = run.train_samples()
                 step_logs = self.train_step(batch)
                 steps_done = step + 1
                 if (
-                    (step + 1) % run.sync_every == 0 or step + 1 == steps or run.interrupt.raised
+                    (step + 1) % run.sync_every == 0 or step + 1 == steps or run.interrupted()
                 ) and not sync(step):
                     break
                 for listener in batch_end:
                     listener(step, logs if synced_step == step else step_logs)
-                if run.interrupt.raised or self.stop_training:
+                if run.should_stop(self):
                     # Ctrl-C may come after this step's sync point (in a callback, say):
                     # the partial epoch's logs are then read now.
                     break
             if steps_done and synced_step != steps_done - 1:
                 sync(steps_done - 1)
         finally:
-            self._step_key = None
+            self._step_key = self._global_samples = None
         return logs, steps_done
 
     # -- state: snapshots for the NaN rollback -------------------------------------------
@@ -512,6 +649,7 @@ class Trainer:
 
     # -- evaluate and predict ---------------------------------------------------------------
 
+    @distribute.guarded
     def evaluate(
         self,
         x=None,
@@ -525,21 +663,28 @@ class Trainer:
     ):
         """The mean loss (and metrics) over (x, y), in batches: loss or [loss, *metrics]
         (a dict with return_dict). ``x`` may be a dataset yielding (x, y[, sample_weight])
-        batches (``steps`` of them; default all); ``sample_weight`` as in fit."""
-        self._require_compiled("evaluate")
-        batch_size = utils.positive_int(batch_size, "batch_size")
-        verbose = _verbosity(verbose)
-        steps = _optional_positive(steps, "steps")
-        if data.is_dataset(x):
-            _no_arrays_with_a_dataset("evaluate", y=y, sample_weight=sample_weight)
-            source = data.DatasetBatches(self, x, "evaluate", steps)
-        else:
-            xs, ys, weights = self._arrays(x, y, sample_weight, None, "evaluate")
-            steps = _capped(steps, xs, batch_size, "steps")
-            source = data.ArrayBatches(xs, ys, weights, batch_size, steps, on_device=False)
-        user_callbacks = _callback_list(callbacks)
-        self._build_for_shapes(source.sample_shapes)
-        progbar = [ProgbarLogger()] if verbose else []
+        batches (``steps`` of them; default all); ``sample_weight`` as in fit.
+
+        Distributed, each rank evaluates its share of every batch and the results are the
+        whole data's (totals and counts summed over the ranks)."""
+        replicas = distribute.current()
+        with _agreement(replicas, " checking evaluate's arguments and data"):
+            self._require_compiled("evaluate")
+            batch_size = utils.positive_int(batch_size, "batch_size")
+            verbose = _verbosity(verbose)
+            steps = _optional_positive(steps, "steps")
+            if data.is_dataset(x):
+                _no_arrays_with_a_dataset("evaluate", y=y, sample_weight=sample_weight)
+                source = data.DatasetBatches(self, x, "evaluate", steps)
+            else:
+                xs, ys, weights = self._arrays(x, y, sample_weight, None, "evaluate")
+                steps = _capped(steps, xs, batch_size, "steps")
+                source = data.ArrayBatches(xs, ys, weights, batch_size, steps, on_device=False)
+            user_callbacks = _callback_list(callbacks)
+            self._build_for_shapes(source.sample_shapes)
+        if replicas is not None:
+            source = distribute.ShardedBatches(source, *_rank_and_size())
+        progbar = [ProgbarLogger()] if verbose and distribute.is_chief() else []
         params = {"epochs": 1, "steps": source.steps, "verbose": verbose}
         callback_list = CallbackList([*user_callbacks, *progbar], model=self, params=params)
         logs = self._evaluate_batches(source.in_order(), callback_list)
@@ -548,21 +693,25 @@ class Trainer:
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
     def _evaluate_batches(self, batches, callbacks):
-        """test_step over ``batches``, with the test hooks; the logs as floats."""
+        """test_step over ``batches``, with the test hooks; the logs as floats.
+        Distributed, the batches are this rank's shares (an empty one is skipped), each
+        batch's logs this rank's, and the final logs the whole data's."""
         self.reset_metrics()
         callbacks.on_test_begin()
         batch_begin = callbacks.listeners("on_test_batch_begin")
         batch_end = callbacks.listeners("on_test_batch_end")
+        replicas = distribute.current()
         logs = {}
         for step, batch in enumerate(batches):
             for listener in batch_begin:
                 listener(step)
-            logs = self.test_step(batch)
+            if replicas is None or len(batch[0][0]):
+                logs = self.test_step(batch)
             if batch_end:
                 step_logs = _floats(logs)
                 for listener in batch_end:
                     listener(step, step_logs)
-        logs = _floats(logs)
+        logs = _floats(logs) if replicas is None else replicas.reduced_logs(self, logs)
         callbacks.on_test_end(logs)
         return logs
 
@@ -580,7 +729,7 @@ class Trainer:
             source = data.ArrayBatches(xs, [], None, batch_size, steps, on_device=False)
         user_callbacks = _callback_list(callbacks)
         self._build_for_shapes(source.sample_shapes)
-        progbar = [ProgbarLogger()] if verbose else []
+        progbar = [ProgbarLogger()] if verbose and distribute.is_chief() else []
         params = {"epochs": 1, "steps": source.steps, "verbose": verbose}
         callback_list = CallbackList([*user_callbacks, *progbar], model=self, params=params)
         callback_list.on_predict_begin()
@@ -669,15 +818,76 @@ class Trainer:
 
 
 class _FitRun:
-    """What one fit call's epochs share."""
+    """What one fit call's epochs share; distributed, what its ranks agree on."""
 
-    def __init__(self, train, shuffle, seed, callbacks, user_callbacks, extra):
+    def __init__(self, train, shuffle, seed, callbacks, user_callbacks, extra, replicas=None):
         self.train, self.shuffle, self.seed = train, shuffle, seed
         self.callbacks = callbacks
         self.extra = extra  # History and the progress display
         self.terminate_on_nan = [c for c in user_callbacks if isinstance(c, TerminateOnNaN)]
         self.sync_every = backend.sync_interval()
         self.interrupt = _InterruptFlag()
+        self.replicas = replicas  # engine.distribute's DataParallel, or None
+        if replicas is not None:
+            replicas.interrupt, replicas.interrupted = self.interrupt, False
+
+    def step_key(self, epoch, step):
+        """The random key of a step: (seed, epoch, step), and the rank when distributed."""
+        if self.replicas is None:
+            return (self.seed, epoch, step)
+        return (self.seed, epoch, step, self.replicas.rank)
+
+    def train_samples(self):
+        """The global batch's size of the step about to run (None in one process)."""
+        return None if self.replicas is None else self.train.samples
+
+    def interrupted(self, agree=False):
+        """Ctrl-C was pressed: on this process, or (distributed) on any rank, as agreed in
+        the last step's allreduce, or now (``agree``: a collective every rank makes)."""
+        if self.replicas is None:
+            return self.interrupt.raised
+        if agree:
+            local = self.interrupt.raised or self.replicas.interrupted
+            self.replicas.interrupted = self.replicas.agree_any(local)
+        return self.replicas.interrupted
+
+    def agreed_stop(self, model):
+        """model.stop_training, set on every rank when a callback set it on any."""
+        if self.replicas is not None:
+            model.stop_training = self.replicas.agree_any(model.stop_training)
+        return model.stop_training
+
+    def should_stop(self, model):
+        """After a step's callbacks: Ctrl-C, or a callback set stop_training (distributed:
+        on any rank, agreed in one small allreduce)."""
+        if self.replicas is None:
+            return self.interrupt.raised or model.stop_training
+        stop, interrupted = self.replicas.agree_flags(
+            [model.stop_training, self.interrupt.raised or self.replicas.interrupted]
+        )
+        model.stop_training, self.replicas.interrupted = stop, interrupted
+        return stop or interrupted
+
+    def floats(self, model, logs):
+        """The logs as floats: distributed, the global batch's (reduced over the ranks)."""
+        if self.replicas is None:
+            return _floats(logs)
+        return self.replicas.reduced_logs(model, logs)
+
+
+def _agreement(replicas, where):
+    """A block whose exception on any rank is raised on every rank (one process: as is)."""
+    return contextlib.nullcontext() if replicas is None else replicas.agreement(where)
+
+
+def _rank_and_size():
+    return distribute.rank(), distribute.size()
+
+
+def _say(text):
+    """print, on rank 0 only when distributed."""
+    if distribute.is_chief():
+        print(text)
 
 
 def _one(xs):

@@ -10,6 +10,11 @@ Run from the repository root:
 
     python examples/mnist_train.py                      # 10 epochs, Adam, GPU if present
     python examples/mnist_train.py --limit 2000 --epochs 1 --backend numpy   # quick look
+    mpiexec -n 4 python examples/mnist_train.py         # one model trained on 4 processes
+
+Under mpiexec every process runs this program; engine.distribute.init() makes them train
+one model together (--batch-size is the global batch), and rank 0 alone prints and
+writes the files.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import plots  # noqa: E402
 from cli import non_negative_int, positive_float, positive_int  # noqa: E402
 
 import engine  # noqa: E402
-from engine import Model, Sequential, backend, losses  # noqa: E402
+from engine import Model, Sequential, backend, distribute, losses  # noqa: E402
 from engine.datasets import DatasetError, mnist  # noqa: E402
 from layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
 from optim import SGD, Adagrad, Adam, RMSprop  # noqa: E402
@@ -60,6 +65,8 @@ examples:
       a one-minute check on the CPU (about 90%)
   python examples/mnist_train.py --optimizer momentum --learning-rate 0.05 --out runs/momentum
       another optimizer, results in their own folder
+  mpiexec -n 4 python examples/mnist_train.py
+      the same training on 4 processes (MPI, pip install 'xpcnn[mpi]'); rank 0 prints
 
 Outputs in --out: model.npz (load it again with engine.load_model), training_curves.png,
 predictions.png, confusion_matrix.png, filters.png and feature_maps.png.
@@ -234,6 +241,9 @@ def main(argv=None):
         raise SystemExit(
             f"mnist_train.py: error: cannot use backend {args.backend!r}: {exc}"
         ) from None
+    # Under mpiexec the processes train one model together (a no-op in one process).
+    distribute.init()
+    say = distribute.print_on_chief
     engine.utils.set_random_seed(args.seed)
 
     # Data: (N, 28, 28, 1) float32 images in [0, 1], integer labels 0-9.
@@ -241,16 +251,16 @@ def main(argv=None):
         (x_train, y_train), (x_test, y_test) = load_mnist(args.data_dir, args.limit)
     except DatasetError as exc:  # missing or damaged files: the message says what to do
         raise SystemExit(f"mnist_train.py: error: cannot load MNIST: {exc}") from None
-    print(f"training images: {x_train.shape}, test images: {x_test.shape}")
+    say(f"training images: {x_train.shape}, test images: {x_test.shape}")
 
     # The network, and where it runs.
     model = build_model()
-    model.summary()
-    print(f"backend: {backend.backend_name()} - {backend.device_description()}")
+    model.summary(print_fn=say)
+    say(f"backend: {backend.backend_name()} - {backend.device_description()}")
 
     # Training; fit prints a progress bar and a summary line per epoch.
     optimizer, lr = make_optimizer(args.optimizer, args.learning_rate)
-    print(
+    say(
         f"optimizer: {args.optimizer} (learning rate {lr:g}), "
         f"batch size {args.batch_size}, epochs {args.epochs}"
     )
@@ -274,27 +284,31 @@ def main(argv=None):
 
     # Accuracy on the 10,000 test images.
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    print(f"test loss: {float(test_loss):.4f}")
-    print(f"test accuracy: {float(test_acc):.4f}")
+    say(f"test loss: {float(test_loss):.4f}")
+    say(f"test accuracy: {float(test_acc):.4f}")
 
     # Scores (logits) of the first five test digits: the largest one is the prediction.
     scores = np.asarray(backend.to_numpy(model.predict(x_test, batch_size=256)))
     predicted = scores.argmax(axis=1)
-    print("scores of the first five test images (digits 0-9, higher = more likely):")
+    say("scores of the first five test images (digits 0-9, higher = more likely):")
     with np.printoptions(precision=2, suppress=True, linewidth=120):
         for row in scores[:5]:
-            print(row)
-    print("first five predictions: " + " ".join(str(int(p)) for p in predicted[:5]))
-    print("first five true labels: " + " ".join(str(int(t)) for t in y_test[:5]))
+            say(row)
+    say("first five predictions: " + " ".join(str(int(p)) for p in predicted[:5]))
+    say("first five true labels: " + " ".join(str(int(t)) for t in y_test[:5]))
 
     # The trained model and the figures.
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out / "model.npz"))
-    for path in save_figures(out, history.history, model, x_test, y_test, predicted):
-        print(f"saved {path}")
-    print(f"saved {out / 'model.npz'}")
-    print(f"total time: {time.perf_counter() - start:.1f}s")
+
+    def write_outputs():
+        out.mkdir(parents=True, exist_ok=True)
+        model.save(str(out / "model.npz"))
+        for path in save_figures(out, history.history, model, x_test, y_test, predicted):
+            say(f"saved {path}")
+
+    distribute.on_chief(write_outputs)  # rank 0 writes; the others wait for it
+    say(f"saved {out / 'model.npz'}")
+    say(f"total time: {time.perf_counter() - start:.1f}s")
     return test_acc
 
 

@@ -39,6 +39,7 @@ def can_fuse(norm, pool):
     return (
         isinstance(norm, BatchNormalization)
         and isinstance(pool, MaxPooling2D)
+        and not norm.synchronized  # its sums span the ranks: BatchNormalization's own code
         and norm.built
         and pool.built
         and len(norm.input_shape) == 3

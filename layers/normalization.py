@@ -15,7 +15,9 @@ xhat = (x - mean) / sqrt(var + epsilon), over the M values that share a statisti
 
 import functools
 
-from engine import backend, initializers, regularizers, utils
+import numpy as np
+
+from engine import backend, distribute, initializers, regularizers, utils
 from layers.base import Layer, initializer_config
 from layers.conv import column_sums
 from optim.optimizer import check_number
@@ -99,6 +101,13 @@ class BatchNormalization(Layer):
     Weights in get_weights() order: gamma (scale=True), beta (center=True), moving_mean,
     moving_variance, each of shape (C,); the moving ones are non-trainable.
 
+    Distributed training (engine.distribute): by default each rank normalises its share of
+    the global batch with its own statistics (PyTorch DDP's default) and fit averages the
+    moving statistics over the ranks at every step; ``synchronized=True`` (Keras's name)
+    takes the statistics of the whole global batch instead, summing the moments (and in
+    backward the sums of dy and dy * (x - mean)) over the ranks: then a run on P processes
+    follows the one-process run. In a single process it changes nothing.
+
         x, y, dy:          (N, ..., C) with C = x.shape[axis]
         rows:              (M, C)   x with the feature axis last, M = N * ... (a view for -1)
         centered:          (M, C)   rows - mean, kept for backward in training
@@ -118,10 +127,16 @@ class BatchNormalization(Layer):
         moving_variance_initializer="ones",
         beta_regularizer=None,
         gamma_regularizer=None,
+        synchronized=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.axis = _check_axis(axis, "BatchNormalization", several=False)
+        if not isinstance(synchronized, (bool, np.bool_)):
+            raise TypeError(
+                f"BatchNormalization synchronized must be True or False, got {synchronized!r}."
+            )
+        self.synchronized = bool(synchronized)
         self.momentum = check_number("BatchNormalization momentum", momentum, low=0, high=1)
         self.epsilon = check_number("BatchNormalization epsilon", epsilon, low=0)
         self.center, self.scale = bool(center), bool(scale)
@@ -197,13 +212,16 @@ class BatchNormalization(Layer):
         batch_statistics = ctx.training and self.trainable
         if batch_statistics:
             y = xp.empty_like(rows)  # holds the squared deviations until it holds y
-            mean, var, centered = self.batch_moments(rows, layout, ctx.workspace, scratch=y)
+            count = self.batch_count(layout.m)
+            mean, var, centered = self.batch_moments(
+                rows, layout, ctx.workspace, scratch=y, count=count
+            )
             inv, factor = self.inverse_and_factor(var)
             xp.multiply(layout.wide(centered), layout.tile(factor), out=layout.wide(y))
             if self.center:
                 layout.wide(y)[...] += layout.tile(self.beta)
             if ctx.for_backward:
-                ctx.centered = centered
+                ctx.centered, ctx.count = centered, count
         else:
             inv, factor = self.inverse_and_factor(self.moving_variance)
             y = layout.wide(rows) * layout.tile(factor)
@@ -214,20 +232,36 @@ class BatchNormalization(Layer):
             ctx.inv, ctx.batch_statistics = inv, batch_statistics
         return self._from_rows(y, x.shape)
 
-    def batch_moments(self, rows, layout, workspace, scratch):
+    @property
+    def synchronizing(self):
+        """True when the statistics span the ranks of a distributed run."""
+        return self.synchronized and distribute.current() is not None
+
+    def batch_count(self, m):
+        """The rows the statistics are taken over: this batch's m, or (synchronizing) the
+        global batch's, summed over the ranks."""
+        return distribute.global_count(m) if self.synchronizing else m
+
+    def batch_moments(self, rows, layout, workspace, scratch, count=None):
         """(mean, var, centered) of the batch ``rows`` (M, C), and the moving statistics
         updated with them. Two passes, so the variance does not lose digits to a large
-        mean; ``scratch`` (M, C) holds the squared deviations."""
-        xp, m = layout.xp, layout.m
-        mean = column_sums(rows, workspace) / m
+        mean; ``scratch`` (M, C) holds the squared deviations. Synchronizing, the sums of
+        both passes are summed over the ranks (``count``: the global batch's rows)."""
+        xp = layout.xp
+        m = self.batch_count(layout.m) if count is None else count
+        mean = self._summed(column_sums(rows, workspace)) / m
         centered = workspace.get("centered", rows.shape, rows.dtype, xp)
         xp.subtract(layout.wide(rows), layout.tile(mean), out=layout.wide(centered))
         xp.multiply(centered, centered, out=scratch)
-        var = column_sums(scratch, workspace) / m
+        var = self._summed(column_sums(scratch, workspace)) / m
         momentum = self.momentum
         self.moving_mean[...] = self.moving_mean * momentum + mean * (1.0 - momentum)
         self.moving_variance[...] = self.moving_variance * momentum + var * (1.0 - momentum)
         return mean, var, centered
+
+    def _summed(self, sums):
+        """Column sums (C,), summed over the ranks when synchronizing."""
+        return distribute.sum_across_replicas([sums])[0] if self.synchronizing else sums
 
     def inverse_and_factor(self, var):
         """1 / sqrt(var + epsilon), and the factor of the normalised value: that times gamma."""
@@ -270,6 +304,11 @@ class BatchNormalization(Layer):
             return self._from_rows(
                 (layout.wide(g) * layout.tile(factor)).reshape(g.shape), dy.shape
             )
+        if self.synchronizing:
+            # dx depends on the whole global batch's sums; the weight gradients above stay
+            # this rank's part (fit sums those over the ranks)
+            sum_g, sum_gc = distribute.sum_across_replicas([sum_g.copy(), sum_gc.copy()])
+            m = ctx.count
         dx = xp.subtract(layout.wide(g), layout.tile(sum_g / m))
         dx *= layout.tile(factor)
         xp.multiply(
@@ -294,6 +333,7 @@ class BatchNormalization(Layer):
             "moving_variance_initializer": initializer_config(self.moving_variance_initializer),
             "beta_regularizer": regularizers.serialize(self.beta_regularizer),
             "gamma_regularizer": regularizers.serialize(self.gamma_regularizer),
+            "synchronized": self.synchronized,
         }
 
 

@@ -14,6 +14,10 @@ TypeError; kernels check the dtype of every argument against their declaration.
 What it cannot check: the CUDA compiler, launch configuration, cuBLAS, and CuPy
 functions that NumPy has and CuPy lacks (the GPU run of the suite covers those).
 
+``cuda.nccl`` is a stand-in for CuPy's NCCL bindings that carries out the same calls
+(unique id, NcclCommunicator, allReduce, bcast on device pointers) over MPI on the
+emulated device memory, so engine/distribute's NCCL path runs under mpiexec on a CPU.
+
     fake = EmulatedCupy()   # raises CompilerUnavailable without a C++ compiler
 """
 
@@ -52,6 +56,11 @@ class DeviceArray(np.ndarray):
         """The host copy, as cupy.ndarray.get()."""
         return np.array(self.view(np.ndarray))
 
+    @property
+    def data(self):
+        """The device memory, as cupy.ndarray.data: a pointer whose .ptr is its address."""
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
 
 def _host_view(a):
     return a.view(np.ndarray) if isinstance(a, DeviceArray) else a
@@ -77,8 +86,63 @@ def _refuse_host_arrays(what, arrays):
 class _Device:
     id = 0
 
+    def __init__(self, device=0):
+        pass
+
     def synchronize(self):
         pass
+
+    def use(self):
+        pass
+
+
+class _NcclStandIn(types.ModuleType):
+    """cupy.cuda.nccl's calls that engine/distribute makes, done by MPI (mpi4py) on the
+    memory behind the device pointers: NCCL's constants, one communicator per rank."""
+
+    available = True
+    NCCL_SUM = 0  # ncclSum
+    NCCL_FLOAT32, NCCL_FLOAT64 = 7, 8  # ncclFloat32, ncclFloat64
+    _CTYPES = {7: ctypes.c_float, 8: ctypes.c_double}
+
+    def __init__(self):
+        super().__init__("cupy.cuda.nccl")
+
+    def get_unique_id(self):
+        """128 random bytes as a tuple of ints, as NCCL's ncclUniqueId through CuPy."""
+        return tuple(int(b) for b in np.random.default_rng().integers(0, 256, 128))
+
+    def NcclCommunicator(self, ndev, comm_id, rank):  # noqa: N802 (CuPy's name)
+        return _NcclCommunicator(self, ndev, comm_id, rank)
+
+
+class _NcclCommunicator:
+    def __init__(self, nccl, ndev, comm_id, rank):
+        from mpi4py import MPI
+
+        self.MPI, self.comm, self.nccl = MPI, MPI.COMM_WORLD, nccl
+        ids = self.comm.allgather(tuple(comm_id))
+        if len(set(ids)) != 1 or ndev != self.comm.Get_size() or rank != self.comm.Get_rank():
+            raise RuntimeError(
+                "NcclCommunicator: every rank needs the same unique id, ndev = the number "
+                f"of ranks and its own rank; got ndev={ndev}, rank={rank}"
+            )
+
+    def _array(self, ptr, count, datatype):
+        memory = (self.nccl._CTYPES[datatype] * count).from_address(ptr)
+        return np.frombuffer(memory, dtype=np.dtype(self.nccl._CTYPES[datatype]))
+
+    def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):  # noqa: N802
+        if op != self.nccl.NCCL_SUM:
+            raise NotImplementedError("the stand-in sums only")
+        received = self._array(recvbuf, count, datatype)
+        if sendbuf == recvbuf:
+            self.comm.Allreduce(self.MPI.IN_PLACE, received, op=self.MPI.SUM)
+        else:
+            self.comm.Allreduce(self._array(sendbuf, count, datatype), received, op=self.MPI.SUM)
+
+    def bcast(self, buff, count, datatype, root, stream):
+        self.comm.Bcast(self._array(buff, count, datatype), root=root)
 
 
 # Functions that copy host data to the device, as CuPy's do.
@@ -98,6 +162,8 @@ class EmulatedCupy(types.ModuleType):
             raise CompilerUnavailable("no C++ compiler (g++ or c++) found on PATH")
         self.cuda = types.SimpleNamespace(
             Device=_Device,
+            nccl=_NcclStandIn(),
+            get_current_stream=lambda: types.SimpleNamespace(ptr=0),
             runtime=types.SimpleNamespace(
                 getDeviceCount=lambda: 1,
                 getDeviceProperties=lambda device: {"name": b"CuPy emulated on the CPU"},

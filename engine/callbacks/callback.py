@@ -11,6 +11,11 @@ device arrays at the other steps, so that a callback that does not read them cos
 device sync), on_test_batch_end the same for the evaluation (floats), on_epoch_end the
 epoch's values (floats, val_ ones too), on_test_end the evaluation's, on_predict_batch_end
 {"outputs": [...]}; the begin hooks get none.
+
+Distributed (engine.distribute), every rank runs the callbacks: the float logs of fit are
+the global batch's (reduced over the ranks, so every rank decides alike), the device
+values between fit's checks and each evaluation batch's logs this rank's. Callbacks that
+print or write files do it on rank 0 only.
 """
 
 HOOKS = (

@@ -4,13 +4,15 @@ import collections
 import csv
 import os
 
+from engine import distribute
 from engine.callbacks.callback import Callback
 
 
 class CSVLogger(Callback):
     """Write one row per epoch to the CSV file ``filename``: the epoch (0-based) and every
     logged value, columns in sorted order (val_ columns too, 'NA' when an epoch has none),
-    the file Keras writes. ``append`` adds to an existing file (its header kept)."""
+    the file Keras writes. ``append`` adds to an existing file (its header kept).
+    In a distributed run (engine.distribute) rank 0 alone writes it."""
 
     def __init__(self, filename, separator=",", append=False):
         if not isinstance(filename, (str, os.PathLike)):
@@ -25,6 +27,9 @@ class CSVLogger(Callback):
         self.csv_file = None
 
     def on_train_begin(self, logs=None):
+        distribute.on_chief(self._open)
+
+    def _open(self):
         folder = os.path.dirname(os.path.abspath(self.filename))
         if not os.path.isdir(folder):
             raise FileNotFoundError(
@@ -39,7 +44,9 @@ class CSVLogger(Callback):
         self.append_header, self.keys, self.writer = header, None, None
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        distribute.on_chief(lambda: self._write(epoch, logs or {}))
+
+    def _write(self, epoch, logs):
         if self.keys is None:
             self.keys = sorted(logs)
             if self.keys and not any(key.startswith("val_") for key in self.keys):

@@ -1,6 +1,7 @@
 """EarlyStopping, as keras.callbacks.EarlyStopping (keras/src/callbacks/early_stopping.py)."""
 
 from engine.callbacks.monitor_callback import MonitorCallback, non_negative_int
+from engine.distribute import print_on_chief
 
 
 class EarlyStopping(MonitorCallback):
@@ -68,10 +69,10 @@ class EarlyStopping(MonitorCallback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            print_on_chief(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(
+                print_on_chief(
                     "Restoring model weights from the end of the best epoch: "
                     f"{self.best_epoch + 1}."
                 )

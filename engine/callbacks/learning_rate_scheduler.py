@@ -4,6 +4,7 @@ import inspect
 import numbers
 
 from engine.callbacks.callback import Callback
+from engine.distribute import print_on_chief
 
 
 class LearningRateScheduler(Callback):
@@ -41,7 +42,9 @@ class LearningRateScheduler(Callback):
             )
         optimizer.learning_rate = rate
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
+            print_on_chief(
+                f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -5,14 +5,18 @@ import os
 
 import numpy as np
 
+from engine import distribute
 from engine.callbacks.callback import Callback
+from engine.distribute import print_on_chief
 
 
 class ModelCheckpoint(Callback):
     """Save the model (or only its weights) after every epoch, or only when ``monitor`` improves.
 
     ``filepath`` may hold ``{epoch}`` and log names, e.g. 'ckpt-{epoch:02d}-{val_loss:.3f}.npz'.
-    Every save is atomic: an interrupted save leaves the previous file intact.
+    Every save is atomic: an interrupted save leaves the previous file intact. In a
+    distributed run (engine.distribute) rank 0 alone writes, and every rank goes on once
+    the file is there, so any rank can load it.
     """
 
     def __init__(
@@ -79,9 +83,7 @@ class ModelCheckpoint(Callback):
                 return
             self.best = current
         path = self._path(epoch, logs)
-        if self.save_weights_only:
-            self.model.save_weights(path)
-        else:
-            self.model.save(path)
+        save = self.model.save_weights if self.save_weights_only else self.model.save
+        distribute.on_chief(lambda: save(path))  # distributed: rank 0 writes, all wait for it
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            print_on_chief(f"Epoch {epoch + 1}: saved model to {path}")

@@ -5,6 +5,7 @@ import numpy as np
 
 from engine import utils
 from engine.callbacks.monitor_callback import MonitorCallback, non_negative_int
+from engine.distribute import print_on_chief
 
 
 class ReduceLROnPlateau(MonitorCallback):
@@ -70,5 +71,7 @@ class ReduceLROnPlateau(MonitorCallback):
         new = max(old * self.factor, self.min_lr)
         optimizer.learning_rate = new
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+            print_on_chief(
+                f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}."
+            )
         return True

@@ -4,6 +4,7 @@ import math
 import numbers
 
 from engine.callbacks.callback import Callback
+from engine.distribute import print_on_chief
 
 
 class TerminateOnNaN(Callback):
@@ -29,5 +30,5 @@ class TerminateOnNaN(Callback):
                 f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                 "Terminating training immediately."
             )
-        print(f"Batch {batch}: Invalid loss, terminating training")
+        print_on_chief(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True
