@@ -199,13 +199,21 @@ def _read_optimizer(h5, model, what):
         values.append(np.asarray(value[()]))
     if not all(v.dtype.kind in "fiu" for v in values):
         raise KerasFileError(f"{what}: the optimizer variables are not all numbers.")
+    rate = None if head == 1 else float(values[1])
+    if not (values[0].ndim == 0 and 0 <= int(values[0]) < 2**62) or not (
+        rate is None or (np.isfinite(rate) and rate > 0)
+    ):
+        raise KerasFileError(
+            f"{what}: the optimizer's step count {values[0]!r} or learning rate {rate!r} "
+            "is out of range."
+        )
     state, it = {"iterations": np.asarray(int(values[0]))}, iter(values[head:])
     for group_names in order:
         present = [n for n in group_names if n in model.optimizer.slot_names]
         for i in range(len(weights)):
             for name in present:
                 state[f"{i}/{name}"] = next(it)
-    return (None if head == 1 else float(values[1])), state
+    return rate, state
 
 
 # -- files ---------------------------------------------------------------------------------
