@@ -14,10 +14,11 @@ import importlib
 
 from engine import backend, callbacks, config, initializers, losses, metrics, regularizers, utils
 from engine.backend import BackendUnavailableError
-from engine.trainer import NonFiniteLossError, NotCompiledError
 from engine.utils import to_categorical
 
 _LAZY = {
+    "NonFiniteLossError": ("engine.trainer", "NonFiniteLossError"),
+    "NotCompiledError": ("engine.trainer", "NotCompiledError"),
     "Model": ("engine.model", "Model"),
     "Sequential": ("engine.sequential", "Sequential"),
     "Input": ("layers.input_layer", "Input"),
@@ -50,8 +51,6 @@ def __dir__():
 
 __all__ = [
     "BackendUnavailableError",
-    "NonFiniteLossError",
-    "NotCompiledError",
     "backend",
     "callbacks",
     "config",

@@ -21,6 +21,7 @@ import zipfile
 
 import numpy as np
 
+import optim
 from engine import keras_archive, losses, serialization
 from engine import metrics as metrics_module
 from engine.io_utils import (
@@ -331,8 +332,6 @@ def load_model(path, custom_objects=None):
 
 
 def _compile_from(model, compiled, arrays, path):
-    import optim
-
     optimizer_classes = {cls.__name__: cls for cls in optim.OPTIMIZERS.values()}
     loss_classes = {cls.__name__: cls for cls in losses.LOSSES.values()}
     metric_classes = {cls.__name__: cls for cls in metrics_module.METRICS.values()}

@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 
+import optim
 from engine import backend, distribute, utils
 from engine import data_adapter as data
 from engine.callbacks import Callback, CallbackList, History, ProgbarLogger, TerminateOnNaN
@@ -55,8 +56,6 @@ class Trainer:
 
         As Keras's: ``metrics`` ignore sample and class weights, ``weighted_metrics`` use them.
         """
-        import optim
-
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         # Everything is resolved first: a typo leaves the model as it was.

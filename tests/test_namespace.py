@@ -91,3 +91,23 @@ def test_a_functional_program_runs_with_its_imports_changed(rng):
     history = model.fit(x_data, y_data, batch_size=16, epochs=2, verbose=0)
     assert set(history.history) == {"loss", "accuracy"}
     assert model.predict(x_data).shape == (64, 3)
+
+
+@pytest.mark.parametrize(
+    "module", ["engine", "layers", "optim", "engine.model", "engine.trainer", "optim.schedules"]
+)
+def test_any_package_can_be_imported_first(module):
+    """No import cycle catches a program that starts with another import than `engine`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}; import engine; engine.Sequential"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

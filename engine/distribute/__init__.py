@@ -46,13 +46,21 @@ import numpy as np
 from engine.distribute.data_parallel import (
     DataParallel,
     RankError,
-    guarded,
     mark_agreed,
     moving_statistics,
     synchronizes,
 )
 from engine.distribute.sharding import ShardedBatches, shard_batch, shard_slice
-from engine.distribute.world import current, init, is_chief, local_rank, rank, shutdown, size
+from engine.distribute.world import (
+    current,
+    guarded,
+    init,
+    is_chief,
+    local_rank,
+    rank,
+    shutdown,
+    size,
+)
 
 
 def print_on_chief(*args, **kwargs):

@@ -11,12 +11,11 @@ Every rank holds the whole model (Horovod's and PyTorch DDP's data parallelism):
     on_chief(write)                rank 0 writes a file; every rank goes on once it is there
 
 An exception that leaves fit on one rank only (outside these agreements) would leave the
-others waiting in a collective: ``guarded`` prints it and aborts the whole job instead.
+others waiting in a collective: world.guarded prints it and aborts the whole job instead.
 """
 
 import contextlib
 import copy
-import functools
 import sys
 import traceback
 
@@ -263,23 +262,3 @@ def _state(metric):
         for k, v in vars(metric).items()
         if isinstance(v, np.ndarray) or backend.is_gpu_array(v)
     }
-
-
-def guarded(method):
-    """Run ``method`` (fit, evaluate, ...); in a distributed run an exception that the
-    ranks did not agree on aborts the job, as Horovod's elastic runs and mpi4py.run do."""
-    from engine.distribute import world
-
-    @functools.wraps(method)
-    def run(*args, **kwargs):
-        data_parallel = world.current()
-        if data_parallel is None:
-            return method(*args, **kwargs)
-        try:
-            return method(*args, **kwargs)
-        except BaseException as exc:
-            if not is_agreed(exc):
-                data_parallel.abort_with(exc)
-            raise
-
-    return run

@@ -1,5 +1,6 @@
 """The MPI job this process belongs to: init() joins it, the rest asks about it."""
 
+import functools
 import os
 import sys
 
@@ -111,3 +112,22 @@ def _install_excepthook(data_parallel):
 
     hook.xpcnn_previous = previous
     sys.excepthook = hook
+
+
+def guarded(method):
+    """Run ``method`` (fit, evaluate, ...); in a distributed run an exception that the
+    ranks did not agree on aborts the job, as Horovod's elastic runs and mpi4py.run do."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        data_parallel = current()
+        if data_parallel is None:
+            return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except BaseException as exc:
+            if not is_agreed(exc):
+                data_parallel.abort_with(exc)
+            raise
+
+    return run
