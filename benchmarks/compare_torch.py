@@ -32,7 +32,7 @@ from engine import backend  # noqa: E402
 from engine.datasets import mnist  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tutorial import torch_tutorial, tutorial_model  # noqa: E402
+import networks  # noqa: E402
 
 THREADS = 2
 QUIET = 0.05  # CPU cores other processes may use during a measurement that counts as quiet
@@ -49,11 +49,25 @@ def load_mnist(data_dir):
     return (x.reshape(-1, 28, 28, 1) / np.float32(255)).astype(np.float32), y.astype(np.int64)
 
 
-def ours_images_per_second(x, y, batch, warmup, images):
-    model = tutorial_model()
-    model.fit(x[:warmup], y[:warmup], batch_size=batch, epochs=1, verbose=0, seed=0)
-    start = time.perf_counter()
-    model.fit(x[:images], y[:images], batch_size=batch, epochs=1, verbose=0, seed=1)
+def _rss_mb(field):
+    """The process's resident memory (VmRSS) or its high-water mark (VmHWM), in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ours_images_per_second(x, y, network, mode, batch, warmup, images):
+    model = networks.OURS[network]()
+    if mode == "predict":
+        model.predict(x[:warmup], batch_size=batch)
+        start = time.perf_counter()
+        model.predict(x[:images], batch_size=batch)
+    else:
+        model.fit(x[:warmup], y[:warmup], batch_size=batch, epochs=1, verbose=0, seed=0)
+        start = time.perf_counter()
+        model.fit(x[:images], y[:images], batch_size=batch, epochs=1, verbose=0, seed=1)
     backend.synchronize()
     return images / (time.perf_counter() - start)
 
@@ -65,12 +79,12 @@ def torch_setup():
     return torch
 
 
-def torch_images_per_second(torch, x, y, batch, warmup, images):
-    model, optimizer, loss_fn = torch_tutorial(torch)
+def torch_images_per_second(torch, x, y, network, mode, batch, warmup, images):
+    model, optimizer, loss_fn = networks.theirs(torch, network)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW, torch's own
     yt = torch.from_numpy(y)
 
-    def run(n, seed):
+    def train(n, seed):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         for start in range(0, n, batch):
             idx = order[start : start + batch]
@@ -79,6 +93,13 @@ def torch_images_per_second(torch, x, y, batch, warmup, images):
             loss.backward()
             optimizer.step()
 
+    def infer(n, seed):
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, n, batch):
+                model(xt[start : start + batch])
+
+    run = infer if mode == "predict" else train
     run(warmup, 0)
     start = time.perf_counter()
     run(images, 1)
@@ -113,7 +134,7 @@ def _children_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(framework, batch, images, warmup, data):
+def measure(framework, network, mode, batch, images, warmup, data):
     """(images/s, CPU cores other processes used meanwhile) of one measurement, run in a
     fresh process: each framework's thread pool (OpenBLAS's, PyTorch's OpenMP) keeps
     spinning for a while after its last call and would slow the other one down if they
@@ -123,6 +144,8 @@ def measure(framework, batch, images, warmup, data):
         __file__,
         "--worker",
         framework,
+        network,
+        mode,
         str(batch),
         str(images),
         str(warmup),
@@ -135,16 +158,20 @@ def measure(framework, batch, images, warmup, data):
     others = float("nan")
     if busy is not None:
         others = max(0.0, _busy_seconds() - busy - (_children_seconds() - ours)) / elapsed
-    return float(done.stdout.split()[-1]), others
+    rate, peak = map(float, done.stdout.split()[-2:])
+    return rate, peak, others
 
 
-def worker(framework, batch, images, warmup, data):
+def worker(framework, network, mode, batch, images, warmup, data):
     backend.set_backend("numpy")
     x, y = load_mnist(data)
+    torch = torch_setup() if framework == "torch" else None
+    baseline = _rss_mb("VmRSS")
     if framework == "xpcnn":
-        print(ours_images_per_second(x, y, batch, warmup, images))
+        rate = ours_images_per_second(x, y, network, mode, batch, warmup, images)
     else:
-        print(torch_images_per_second(torch_setup(), x, y, batch, warmup, images))
+        rate = torch_images_per_second(torch, x, y, network, mode, batch, warmup, images)
+    print(rate, _rss_mb("VmHWM") - baseline)  # images/s, peak memory growth in MiB
 
 
 def main(argv=None):
@@ -158,11 +185,23 @@ def main(argv=None):
         default=os.environ.get("XPCNN_DATA_DIR", str(Path(__file__).parents[2] / "shared/data")),
     )
     parser.add_argument("--no-torch", action="store_true", help="measure xpcnn only")
-    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--network",
+        choices=sorted(networks.OURS),
+        default="tutorial",
+        help="benchmarks/networks.py",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["fit", "predict"],
+        default="fit",
+        help="training (the whole fit loop) or inference (predict; torch.no_grad forward)",
+    )
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        framework, *numbers = args.worker
-        worker(framework, *map(int, numbers), args.data)
+        framework, network, mode, *numbers = args.worker
+        worker(framework, network, mode, *map(int, numbers), args.data)
         return
 
     with_torch = not args.no_torch
@@ -185,32 +224,48 @@ def main(argv=None):
     if with_torch:
         print(torch_line)
     print(
-        f"{args.images} images per measurement after {args.warmup} warm-up, each in its own "
-        f"process, the frameworks alternating; best of {args.repeats}\n"
+        f"network {args.network}, {args.mode}: {args.images} images per measurement after "
+        f"{args.warmup} warm-up, each in its own process, the frameworks alternating; best of "
+        f"{args.repeats}\n"
     )
 
-    header = f"{'batch':>5} | {'xpcnn img/s':>11} | {'torch img/s':>11} | {'xpcnn/torch':>11}"
+    header = (
+        f"{'batch':>5} | {'xpcnn img/s':>11} | {'torch img/s':>11} | {'xpcnn/torch':>11} | "
+        f"{'peak MiB xpcnn/torch':>20}"
+    )
     rows = []
     for batch in args.batch:
         runs = {"xpcnn": [], "torch": []}
         for _ in range(args.repeats):
             for framework in ("xpcnn", "torch") if with_torch else ("xpcnn",):
                 runs[framework].append(
-                    measure(framework, batch, args.images, args.warmup, args.data)
+                    measure(
+                        framework,
+                        args.network,
+                        args.mode,
+                        batch,
+                        args.images,
+                        args.warmup,
+                        args.data,
+                    )
                 )
-        best = {name: _best(values) for name, values in runs.items()}
+        best = {name: _best([(v, o) for v, _, o in values]) for name, values in runs.items()}
+        peak = {name: min(p for _, p, _ in values) for name, values in runs.items() if values}
         theirs = f"{best['torch']:>11.0f}" if with_torch else f"{'—':>11}"
         ratio = f"{best['xpcnn'] / best['torch']:>10.2f}x" if with_torch else f"{'—':>11}"
-        rows.append(f"{batch:>5} | {best['xpcnn']:>11.0f} | {theirs} | {ratio}")
+        memory = f"{peak['xpcnn']:.0f}" + (f" / {peak['torch']:.0f}" if with_torch else "")
+        rows.append(f"{batch:>5} | {best['xpcnn']:>11.0f} | {theirs} | {ratio} | {memory:>20}")
         for name, values in runs.items():
             if values:
-                shown = ", ".join(f"{v:.0f}" + ("*" if o > QUIET else "") for v, o in values)
+                shown = ", ".join(f"{v:.0f}" + ("*" if o > QUIET else "") for v, _, o in values)
                 print(f"batch {batch} {name}: {shown}", flush=True)
     print()
     print(header)
     print("-" * len(header))
     print("\n".join(rows))
-    print(f"\n* other processes used more than {QUIET} of a core meanwhile; the best counts")
+    print("\npeak MiB: the growth of each process's peak resident memory over its resident")
+    print("memory before training (data loaded), the smallest of the runs.")
+    print(f"* other processes used more than {QUIET} of a core meanwhile; the best counts")
     print("  among the undisturbed measurements when there are any.")
 
 
