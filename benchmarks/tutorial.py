@@ -53,11 +53,12 @@ def next_device_batch(batches):
     return setup
 
 
-def tutorial_model(metrics=("accuracy",), with_bn_dropout=False):
-    """The compiled xpcnn model, its weights on the active backend."""
+def tutorial_model(metrics=("accuracy",), with_bn_dropout=False, image_size=28):
+    """The compiled xpcnn model, its weights on the active backend; ``image_size`` x
+    ``image_size`` x 1 inputs (the scaling benchmark's larger images)."""
     model = Sequential(
         [
-            Conv2D(32, 3, activation="relu", input_shape=(28, 28, 1)),
+            Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
             *_only_if(with_bn_dropout, BatchNormalization),
             MaxPooling2D(2),
             Conv2D(64, 3, activation="relu"),
@@ -77,7 +78,7 @@ def tutorial_model(metrics=("accuracy",), with_bn_dropout=False):
     return model
 
 
-def torch_tutorial(torch, device="cpu", with_bn_dropout=False):
+def torch_tutorial(torch, device="cpu", with_bn_dropout=False, image_size=28):
     """(model, optimizer, loss function) of the same network in PyTorch (NCHW inputs)."""
     nn = torch.nn
 
@@ -94,7 +95,7 @@ def torch_tutorial(torch, device="cpu", with_bn_dropout=False):
         *_only_if(with_bn_dropout, batch_norm(64)),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * 5 * 5, 64),
+        nn.Linear(64 * _flat_side(image_size) ** 2, 64),
         nn.ReLU(),
         *_only_if(with_bn_dropout, lambda: nn.Dropout(0.5)),
         nn.Linear(64, 10),
@@ -103,6 +104,13 @@ def torch_tutorial(torch, device="cpu", with_bn_dropout=False):
     # changes nothing in the cost of a step.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     return model, optimizer, nn.CrossEntropyLoss()
+
+
+def _flat_side(image_size):
+    """The side of the last feature map: two rounds of a valid 3x3 convolution and 2x2 pooling."""
+    for _ in range(2):
+        image_size = (image_size - 2) // 2
+    return image_size
 
 
 def _only_if(enabled, make):

@@ -137,6 +137,9 @@ def training_chunk_bytes():
 
 
 _CPU_CHUNK_BYTES = 5 * 2**19
+# Never fewer samples per piece: on large images, pieces of a few samples lose more to
+# per-call overhead and thin products than the caches give back.
+MIN_PIECE_SAMPLES = 8
 
 
 def to_device(a, dtype=None):

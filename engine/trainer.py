@@ -281,7 +281,7 @@ class Trainer:
         if self._plan().mixes_samples:
             return n
         sample_bytes = self.sample_floats() * np.dtype(backend.floatx()).itemsize
-        pieces = -(-n // max(1, limit // sample_bytes))
+        pieces = -(-n // max(backend.MIN_PIECE_SAMPLES, limit // sample_bytes))
         return -(-n // pieces)
 
     # -- fit --------------------------------------------------------------------------

@@ -106,6 +106,7 @@ def test_chunked_cpu_steps_with_weights_equal_whole_batches(monkeypatch):
     whole, pieces = dense_model(), dense_model()
     whole.fit(x, y, batch_size=64, sample_weight=w, verbose=0)
     monkeypatch.setattr(backend, "_CPU_CHUNK_BYTES", 4 * 3 * 10)  # ten samples a piece
+    monkeypatch.setattr(backend, "MIN_PIECE_SAMPLES", 1)
     assert pieces._chunk_size(64) < 64
     pieces.fit(x, y, batch_size=64, sample_weight=w, verbose=0)
     for a, b in zip(whole.get_weights(), pieces.get_weights()):

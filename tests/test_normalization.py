@@ -209,6 +209,7 @@ def test_fit_never_cuts_batch_normalization_batches(monkeypatch, normalization, 
     depend on the whole batch: the pieces would each get their own statistics."""
     monkeypatch.setattr(backend, "_name", "numpy")
     monkeypatch.setattr(backend, "_CPU_CHUNK_BYTES", 4096)  # a few samples per piece
+    monkeypatch.setattr(backend, "MIN_PIECE_SAMPLES", 1)
     model = bn_model(normalization=normalization, **options)
     assert model._plan().mixes_samples == whole
     pieces = []
