@@ -36,8 +36,7 @@ def summary_text(model, connections):
 
     def line(cells):  # the parameter count right-aligned, the other columns left
         text = "".join(  # a name as wide as its column still gets a space after it
-            c.rjust(w) if i == 2 else c.ljust(w - 1) + " "
-            for i, (c, w) in enumerate(zip(cells, widths))
+            _cell(c, w, i, last=i == len(widths) - 1) for i, (c, w) in enumerate(zip(cells, widths))
         )
         return text.rstrip() if connections else text
 
@@ -57,6 +56,14 @@ def summary_text(model, connections):
         "_" * sum(widths),
     ]
     return "\n".join(lines)
+
+
+def _cell(text, width, column, last):
+    """One cell of the plain table: the parameter count right-aligned (two spaces before
+    a column after it), the other columns left-aligned with at least one space after."""
+    if column == 2:
+        return text.rjust(width) if last else text.rjust(width - 2) + "  "
+    return text.ljust(width - 1) + " "
 
 
 def _call_index(node, in_model):

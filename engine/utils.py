@@ -1,5 +1,6 @@
 """Small helpers shared by the engine: random seeding, names, argument checks, one-hot
-labels; and, as keras.utils, PyDataset (engine/py_dataset.py)."""
+labels; and, as keras.utils, PyDataset (engine/py_dataset.py) and
+image_dataset_from_directory (engine/datasets/image_dataset.py)."""
 
 import numbers
 import random
@@ -11,6 +12,18 @@ import numpy as np
 from engine.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
+
+
+def __getattr__(name):
+    # keras.utils.image_dataset_from_directory, loaded on first use: the datasets import
+    # this module, so it cannot import them while it starts.
+    if name == "image_dataset_from_directory":
+        from engine.datasets import image_dataset_from_directory
+
+        return image_dataset_from_directory
+    raise AttributeError(f"module 'engine.utils' has no attribute {name!r}")
+
+
 _name_counts = defaultdict(int)
 
 

@@ -1,6 +1,8 @@
 """The graph core: the functional API, shared and nested models, several inputs and
 outputs, frozen layers and non-trainable state, modes and randomness, fusion in any graph."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -533,3 +535,18 @@ def test_eager_layer_call_uses_an_inference_context(rng):
     ctx = Context()
     with pytest.raises(RuntimeError, match="forward did not keep"):
         layer.backward(ctx, np.ones((3, 2)))
+
+
+def test_a_graph_summary_shows_each_layers_inputs_in_its_own_column():
+    inputs = Input((8,), name="features")
+    hidden = Dense(4, name="hidden")(inputs)
+    outputs = Add(name="sum")([hidden, Dense(4, name="skip")(inputs)])
+    lines = []
+    Model(inputs, outputs).summary(print_fn=lines.append)
+    table = lines[0].splitlines()
+    header = next(line for line in table if line.startswith("Layer (type)"))
+    assert re.search(r"Param #\s{2,}Connected to$", header)
+    rows = {line.split()[0]: line for line in table if line.split()[:1] and "(" in line}
+    assert re.search(r"\b36\s{2,}features\[0\]\[0\]$", rows["hidden"])  # 8 * 4 + 4
+    assert re.search(r"\b0\s{2,}hidden\[0\]\[0\], skip\[0\]\[0\]$", rows["sum"])
+    assert rows["features"].endswith(" -")

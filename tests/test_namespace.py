@@ -61,7 +61,7 @@ def test_engine_is_the_keras_namespace():
         keras.metrics: ["SparseCategoricalAccuracy", "Precision", "Mean", "get"],
         keras.callbacks: ["Callback", "History", "ModelCheckpoint"],
         keras.datasets: ["mnist", "fashion_mnist", "cifar10", "image_dataset_from_directory"],
-        keras.utils: ["set_random_seed"],
+        keras.utils: ["set_random_seed", "to_categorical", "PyDataset"],
         keras.config: ["floatx", "set_floatx", "backend"],
         keras.regularizers: ["L1", "L2", "L1L2"],
         keras.initializers: ["get"],
@@ -71,6 +71,9 @@ def test_engine_is_the_keras_namespace():
     from engine.layers import Dense  # noqa: F401  (as `from keras.layers import Dense`)
     from engine.optimizers import SGD  # noqa: F401
 
+    assert keras.utils.image_dataset_from_directory is keras.datasets.image_dataset_from_directory
+    with pytest.raises(AttributeError, match="no attribute 'no_such_helper'"):
+        keras.utils.no_such_helper  # noqa: B018
     assert keras.config.floatx() == "float32"
     with pytest.raises(AttributeError, match="no attribute 'Lambda'"):
         keras.layers.Lambda  # noqa: B018
