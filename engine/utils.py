@@ -12,6 +12,7 @@ import numpy as np
 from engine.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
 
 _rng = np.random.default_rng()
+_name_counts = defaultdict(int)
 
 
 def __getattr__(name):
@@ -22,9 +23,6 @@ def __getattr__(name):
 
         return image_dataset_from_directory
     raise AttributeError(f"module 'engine.utils' has no attribute {name!r}")
-
-
-_name_counts = defaultdict(int)
 
 
 def is_int(value):

@@ -113,6 +113,15 @@ def test_chunked_cpu_steps_with_weights_equal_whole_batches(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+def test_training_pieces_never_fall_below_the_floor(monkeypatch):
+    """Samples larger than the cache budget still train in pieces of MIN_PIECE_SAMPLES
+    (pieces of one sample made large images 2x slower), and a small batch stays whole."""
+    model = dense_model()
+    monkeypatch.setattr(backend, "_CPU_CHUNK_BYTES", 4)  # less than one sample
+    assert model._chunk_size(64) == backend.MIN_PIECE_SAMPLES
+    assert model._chunk_size(backend.MIN_PIECE_SAMPLES - 3) == backend.MIN_PIECE_SAMPLES - 3
+
+
 # -- class weights ------------------------------------------------------------------------------
 
 
