@@ -38,7 +38,7 @@ COPY_WORDS = ("copy", "cast", "assign", "_to_", "memcpy", "memmove", "take", "ma
 
 def kind_of(dso, symbol):
     """The kind of work a sample in ``symbol`` of library ``dso`` was doing."""
-    if "openblas" in dso or "blas" in dso:
+    if "blas" in dso:
         return "products"
     if dso.startswith("[kernel") or symbol.startswith("[k]"):
         return "kernel"
@@ -82,7 +82,8 @@ def breakdown(batch, images, data, verbose=False):
     with tempfile.TemporaryDirectory() as tmp:
         samples = os.path.join(tmp, "perf.data")
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "start"
+        if child.stdout.readline().strip() != "start":
+            raise RuntimeError(f"the training process failed: {' '.join(command)}")
         perf = subprocess.Popen(
             [
                 "perf",
