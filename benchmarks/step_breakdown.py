@@ -2,16 +2,17 @@
 passes, Python, the operating system, and the optimizer's share.
 
 Samples the whole ``model.fit`` of the tutorial network on real MNIST with Linux ``perf``
-(the CPU-clock event) and sorts each sample of the main thread, which runs every pass and
-takes part in every product, so its samples divide the wall time, by the function it
-landed in: OpenBLAS (the products, with their own packing copies),
-NumPy's copy, cast and gather loops and libc's memcpy (copies), NumPy's other loops
-(elementwise and reductions), the interpreter (Python and NumPy's dispatch around each call),
-the kernel (page faults of fresh buffers, thread wake-ups). The optimizer's update is timed
-apart in the same run; its passes are among the elementwise ones.
+(the CPU-clock event) and sorts each sample of the training thread by the function it landed
+in: OpenBLAS (the products, with their own packing copies), NumPy's copy, cast and gather
+loops and libc's memcpy (copies), NumPy's other loops (elementwise and reductions), the
+interpreter (Python and NumPy's dispatch around each call), the kernel (page faults of fresh
+buffers, thread wake-ups). The optimizer's update is timed apart in the same run; its passes
+are among the elementwise ones. With OpenBLAS on one thread the training thread does all the
+work, so its samples divide the wall time; with two, the time it waits blocked for the
+second thread is not sampled, and the products' share comes out too small by a varying amount.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. .venv/bin/python \
-        benchmarks/step_breakdown.py --batch 32 512
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 PYTHONPATH=. \
+        .venv/bin/python benchmarks/step_breakdown.py --batch 32 512
 
 Needs ``perf`` (Debian's linux-perf) with user-space sampling allowed
 (kernel.perf_event_paranoid <= 2).
@@ -157,8 +158,9 @@ def main(argv=None):
             + " | ".join(f"{100 * shares[k]:>10.1f}%" for k in KINDS)
             + f" | {optimizer:.3f} ms ({100 * optimizer / step:.1f}%)"
         )
-    print("\nShares are of the main thread's CPU-clock samples, i.e. of wall time; the")
-    print("optimizer's time is timed, and its passes are among the elementwise ones.")
+    print("\nShares are of the training thread's CPU-clock samples (of the wall time when")
+    print("OpenBLAS runs on one thread); the optimizer's time is timed, and its passes are")
+    print("among the elementwise ones.")
 
 
 if __name__ == "__main__":
