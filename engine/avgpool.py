@@ -12,7 +12,7 @@ Notation (channels-last):
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from engine import backend, im2col
+from engine import backend, im2col, maxpool
 
 
 def window_counts(h, w, ph, pw, sh, sw, pads):
@@ -125,22 +125,7 @@ _GPU_SOURCES = {
         "raw T dy, int32 h, int32 w, int32 c, int32 ph, int32 pw, int32 sh, int32 sw, "
         "int32 top, int32 left, int32 oh, int32 ow",
         "T dx",
-        """
-        int ch = i % c; ptrdiff_t t = i / c;
-        int xx = t % w; t /= w;
-        int yy = t % h; ptrdiff_t n = t / h;
-        T sum = 0;
-        for (int ky = 0; ky < ph; ++ky) {
-            int ty = yy + top - ky;
-            if (ty < 0 || ty % sh != 0) continue;
-            int oy = ty / sh;
-            if (oy >= oh) continue;
-            for (int kx = 0; kx < pw; ++kx) {
-                int tx = xx + left - kx;
-                if (tx < 0 || tx % sw != 0) continue;
-                int ox = tx / sw;
-                if (ox >= ow) continue;
-        """
+        maxpool.WINDOWS_OF_PIXEL
         + _COUNT
         + """
                 sum += dy[((n * oh + oy) * ow + ox) * c + ch] / (T)count;

@@ -120,6 +120,26 @@ def _backward_cpu(dy, argmax, x_shape, ph, pw, sh, sw, pads):
     return dx[:, top : top + h, left : left + w, :]
 
 
+# A backward kernel's loop, one thread per input cell (n, yy, xx, ch): it visits every
+# output window (oy, ox) that reads the cell, at tap (ky, kx), summing into ``sum``; the
+# kernel's own lines close both loops (avgpool.py's backward shares it).
+WINDOWS_OF_PIXEL = """
+        int ch = i % c; ptrdiff_t t = i / c;
+        int xx = t % w; t /= w;
+        int yy = t % h; ptrdiff_t n = t / h;
+        T sum = 0;
+        for (int ky = 0; ky < ph; ++ky) {
+            int ty = yy + top - ky;
+            if (ty < 0 || ty % sh != 0) continue;
+            int oy = ty / sh;
+            if (oy >= oh) continue;
+            for (int kx = 0; kx < pw; ++kx) {
+                int tx = xx + left - kx;
+                if (tx < 0 || tx % sw != 0) continue;
+                int ox = tx / sw;
+                if (ox >= ow) continue;
+"""
+
 _GPU_SOURCES = {
     "forward": (
         "raw T x, int32 h, int32 w, int32 c, int32 ph, int32 pw, int32 sh, int32 sw, "
@@ -148,21 +168,8 @@ _GPU_SOURCES = {
         "raw T dy, raw int32 argmax, int32 h, int32 w, int32 c, int32 ph, int32 pw, "
         "int32 sh, int32 sw, int32 top, int32 left, int32 oh, int32 ow",
         "T dx",
-        """
-        int ch = i % c; ptrdiff_t t = i / c;
-        int xx = t % w; t /= w;
-        int yy = t % h; ptrdiff_t n = t / h;
-        T sum = 0;
-        for (int ky = 0; ky < ph; ++ky) {
-            int ty = yy + top - ky;
-            if (ty < 0 || ty % sh != 0) continue;
-            int oy = ty / sh;
-            if (oy >= oh) continue;
-            for (int kx = 0; kx < pw; ++kx) {
-                int tx = xx + left - kx;
-                if (tx < 0 || tx % sw != 0) continue;
-                int ox = tx / sw;
-                if (ox >= ow) continue;
+        WINDOWS_OF_PIXEL
+        + """
                 ptrdiff_t o = ((n * oh + oy) * ow + ox) * c + ch;
                 if (argmax[o] == ky * pw + kx) sum += dy[o];
             }
