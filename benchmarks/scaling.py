@@ -75,8 +75,13 @@ def _images(x, size, count):
     return np.ascontiguousarray(x.repeat(factor, axis=1).repeat(factor, axis=2))
 
 
-def _steps_for(seconds_per_step, available):
-    return int(np.clip(SECONDS_PER_POINT / seconds_per_step, 3, available))
+def _seconds_per_step(fit, available):
+    """Seconds per step of ``fit(steps, seed)`` (which returns its seconds): a warm-up (buffers
+    allocated, caches filled), a short run to size the timed one to about a second."""
+    fit(2, 0)
+    estimate = fit(3, 1) / 3
+    steps = int(np.clip(SECONDS_PER_POINT / estimate, 3, available))
+    return fit(steps, 2) / steps
 
 
 def ours_seconds_per_step(x, y, batch, size):
@@ -88,10 +93,7 @@ def ours_seconds_per_step(x, y, batch, size):
             lambda: model.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, seed=seed)
         )
 
-    available = len(x) // batch
-    fit(2, 0)  # warm-up: buffers allocated, caches filled
-    steps = _steps_for(fit(3, 1) / 3, available)
-    return fit(steps, 2) / steps
+    return _seconds_per_step(fit, len(x) // batch)
 
 
 def torch_seconds_per_step(torch, x, y, batch, size):
@@ -109,10 +111,7 @@ def torch_seconds_per_step(torch, x, y, batch, size):
             optimizer.step()
         return time.perf_counter() - start
 
-    available = len(x) // batch
-    fit(2, 0)
-    steps = _steps_for(fit(3, 1) / 3, available)
-    return fit(steps, 2) / steps
+    return _seconds_per_step(fit, len(x) // batch)
 
 
 def worker(framework, data):
